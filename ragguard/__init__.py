@@ -1,0 +1,1 @@
+"""ragguard: per-user access control for retrieval-augmented generation."""

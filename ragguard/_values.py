@@ -1,0 +1,121 @@
+"""The value semantics shared by the compiler, the compiled predicate and the stores.
+
+ragguard decides on JSON-like values and gives them one meaning everywhere, chosen so
+that the pushed-down Qdrant filter and the Python predicate agree exactly:
+
+* ``bool`` is its own type: ``True == 1`` is false (unlike Python, like Qdrant).
+* ``int`` and ``float`` are one numeric type: ``1 == 1.0`` is true.
+* strings compare with strings only; ordering between a string and a number is false.
+* an absent attribute, ``None`` and an empty list are *absent*: every comparison with an
+  absent value is false, under every operator, including ``!=``.
+* a list matches when any element matches (Qdrant's array semantics).
+* a nested object (dict), a list holding non-scalars, or a non-finite float is malformed:
+  the chunk is denied.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any, Final, TypeAlias
+
+Scalar: TypeAlias = "str | int | float | bool"
+"""A JSON scalar that ragguard can compare."""
+
+
+class _Absent:
+    """The value of an attribute that is not there (or is ``None`` or ``[]``)."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ABSENT: Final = _Absent()
+"""Sentinel for an absent attribute."""
+
+SCALAR_TYPES: Final = (str, int, float, bool)
+
+ORDERING_OPERATORS: Final = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+class MalformedValueError(ValueError):
+    """A metadata value that ragguard refuses to decide on (nested object, NaN, ...)."""
+
+
+def kind_of(value: object) -> str:
+    """The comparison kind of a scalar: ``"bool"``, ``"number"``, ``"str"`` or ``"other"``."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    return "other"
+
+
+def scalar_equal(a: object, b: object) -> bool:
+    """``a == b`` under ragguard's typed semantics (both operands scalars)."""
+    ka = kind_of(a)
+    return ka != "other" and ka == kind_of(b) and a == b
+
+
+def scalar_order(op: str, a: Any, b: Any) -> bool:
+    """``a <op> b`` for an ordering operator; false between incompatible kinds."""
+    ka = kind_of(a)
+    if ka not in ("number", "str") or ka != kind_of(b):
+        return False
+    return bool(ORDERING_OPERATORS[op](a, b))
+
+
+def normalize_value(value: object, *, where: str) -> object:
+    """Turn a raw metadata/subject value into ABSENT, a scalar, or a tuple of scalars.
+
+    Raises :class:`MalformedValueError` (naming ``where``) for anything else.
+    """
+    if value is None:
+        return ABSENT
+    if isinstance(value, SCALAR_TYPES):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise MalformedValueError(f"{where} is {value!r}; only finite numbers are allowed")
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
+        items: list[object] = []
+        for item in value:
+            if item is None:
+                continue
+            if not isinstance(item, SCALAR_TYPES):
+                raise MalformedValueError(
+                    f"{where} holds a {type(item).__name__}; lists may hold only "
+                    "strings, numbers and booleans"
+                )
+            if isinstance(item, float) and not math.isfinite(item):
+                raise MalformedValueError(f"{where} holds {item!r}; only finite numbers are allowed")
+            items.append(item)
+        return tuple(items) if items else ABSENT
+    raise MalformedValueError(
+        f"{where} is a {type(value).__name__}; expected a string, number, boolean or a list of them"
+    )
+
+
+def describe(value: object) -> str:
+    """A short, safe rendering of a value for decision reasons (truncated)."""
+    if value is ABSENT:
+        return "absent"
+    text = repr(list(value) if isinstance(value, tuple) else value)
+    return text if len(text) <= 60 else text[:57] + "..."

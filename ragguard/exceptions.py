@@ -1,0 +1,81 @@
+"""Every error ragguard raises, in one tree.
+
+Catch :class:`RagGuardError` to handle them all; catch a subclass to handle one kind::
+
+    RagGuardError
+    ├── PolicyError                 the policy cannot be used
+    │   ├── PolicyLoadError         a model or policy file is missing or malformed
+    │   └── UnsupportedPolicyError  the model uses a construct ragguard cannot compile
+    ├── SubjectError                no subject, or a subject that is not well-formed
+    ├── QueryError                  a bad query vector or k
+    ├── StoreError                  the vector store failed or answered nonsense
+    ├── ProvenanceError             signing or verification could not be carried out
+    ├── AuditError                  an audit record could not be written or verified
+    └── MissingDependencyError      an optional dependency is not installed (says what to install)
+
+Every error means *nothing was released*: ragguard fails closed. Messages say what was
+wrong and what to do, and never contain chunk text, query text or key material.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuditError",
+    "MissingDependencyError",
+    "PolicyError",
+    "PolicyLoadError",
+    "ProvenanceError",
+    "QueryError",
+    "RagGuardError",
+    "StoreError",
+    "SubjectError",
+    "UnsupportedPolicyError",
+]
+
+
+class RagGuardError(Exception):
+    """Base class of every error raised by ragguard."""
+
+
+class PolicyError(RagGuardError):
+    """The policy cannot be used."""
+
+
+class PolicyLoadError(PolicyError):
+    """A Casbin model or policy is missing, unreadable or malformed."""
+
+
+class UnsupportedPolicyError(PolicyError):
+    """The model uses a construct outside the language ragguard compiles.
+
+    Raised when the policy is loaded, never at query time. The message names the
+    construct and where it is (``model.conf`` line or policy line).
+    """
+
+
+class SubjectError(RagGuardError):
+    """No subject was given, or the subject is not well-formed."""
+
+
+class QueryError(RagGuardError):
+    """The query vector or ``k`` is unusable (wrong dimension, NaN/inf, k out of range)."""
+
+
+class StoreError(RagGuardError):
+    """The vector store raised, timed out, or returned something unusable."""
+
+
+class ProvenanceError(RagGuardError):
+    """Signing or verifying provenance tags could not be carried out."""
+
+
+class AuditError(RagGuardError):
+    """An audit record could not be written, or an audit log failed verification."""
+
+
+class MissingDependencyError(RagGuardError, ImportError):
+    """An optional dependency is missing; the message names the package to install."""
+
+    def __init__(self, package: str, purpose: str) -> None:
+        self.package = package
+        super().__init__(f"{purpose} needs the '{package}' package: pip install {package}")

@@ -1,0 +1,302 @@
+"""The filter IR: what a policy leaves to decide once the subject is known.
+
+A plan's filter is a small boolean expression over *chunk metadata attributes* only:
+
+========================  ===================================================
+``TRUE`` / ``FALSE``      constants
+``And(items)``            all hold
+``Or(items)``             at least one holds
+``Not(item)``             two-valued negation
+``Eq(field, value)``      the attribute equals ``value`` (a list: any element)
+``In(field, values)``     the attribute equals one of ``values``
+``Range(field, ...)``     ``gt``/``gte``/``lt``/``lte`` bounds (numbers or strings)
+``Exists(field)``         the attribute is present (not absent/None/empty)
+``Match(function, ...)``  a Casbin matching function (``keyMatch``, ``regexMatch``...)
+========================  ===================================================
+
+Every atom is false when its attribute is absent; ``Not`` is plain boolean negation.
+So Casbin's ``r.obj.dept != "hr"`` is ``And(Exists("dept"), Not(Eq("dept", "hr")))``
+and ``!(r.obj.dept == "hr")`` is ``Not(Eq("dept", "hr"))``.
+
+The builders :func:`and_`, :func:`or_` and :func:`not_` simplify as they build
+(constants fold, duplicates vanish, equalities on one field merge into ``In``), so the
+same policy always yields the same, smallest expression. Nodes are frozen and hashable.
+This module is pure: no I/O, no store types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from ragguard._values import kind_of
+
+__all__ = [
+    "FALSE",
+    "TRUE",
+    "And",
+    "Const",
+    "Eq",
+    "Exists",
+    "Expr",
+    "In",
+    "Match",
+    "Not",
+    "Or",
+    "Range",
+    "and_",
+    "fields_of",
+    "not_",
+    "or_",
+    "to_json",
+]
+
+Scalar: TypeAlias = "str | int | float | bool"
+
+
+def _value_key(value: Scalar) -> tuple[str, str]:
+    # Sort and deduplicate values by kind as well as value: True and 1 are different.
+    return (kind_of(value), repr(value) if kind_of(value) != "number" else repr(float(value)))
+
+
+@dataclass(frozen=True)
+class Const:
+    """``TRUE`` or ``FALSE``."""
+
+    value: bool
+
+    def __repr__(self) -> str:
+        return "TRUE" if self.value else "FALSE"
+
+
+TRUE = Const(True)
+FALSE = Const(False)
+
+
+@dataclass(frozen=True)
+class Eq:
+    """``metadata[field] == value`` (any element of a list)."""
+
+    field: str
+    value: Scalar
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Eq)
+            and other.field == self.field
+            and _value_key(other.value) == _value_key(self.value)
+        )
+
+    def __hash__(self) -> int:
+        return hash(("Eq", self.field, _value_key(self.value)))
+
+
+@dataclass(frozen=True)
+class In:
+    """``metadata[field]`` equals one of ``values`` (any element of a list)."""
+
+    field: str
+    values: tuple[Scalar, ...]
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, In)
+            and other.field == self.field
+            and [_value_key(v) for v in other.values] == [_value_key(v) for v in self.values]
+        )
+
+    def __hash__(self) -> int:
+        return hash(("In", self.field, tuple(_value_key(v) for v in self.values)))
+
+
+@dataclass(frozen=True)
+class Range:
+    """Ordering bounds on one attribute; all given bounds must hold.
+
+    Bounds are numbers or strings (never mixed); a string bound compares strings only.
+    ``origin`` records where a bound came from (e.g. ``"r.sub.clearance"``) for reasons.
+    """
+
+    field: str
+    gt: Scalar | None = None
+    gte: Scalar | None = None
+    lt: Scalar | None = None
+    lte: Scalar | None = None
+    origin: str = ""
+
+    def bounds(self) -> list[tuple[str, Scalar]]:
+        """The given bounds as ``(operator, value)`` pairs."""
+        pairs: list[tuple[str, Scalar | None]] = [
+            (">", self.gt),
+            (">=", self.gte),
+            ("<", self.lt),
+            ("<=", self.lte),
+        ]
+        return [(op, v) for op, v in pairs if v is not None]
+
+
+@dataclass(frozen=True)
+class Exists:
+    """The attribute is present: not absent, not ``None``, not an empty list."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Match:
+    """A Casbin matching function applied to an attribute and a known string.
+
+    ``function(metadata[field], other)`` when ``field_first`` else
+    ``function(other, metadata[field])``. Qdrant cannot express these in general, so
+    stores relax them and the compiled predicate decides exactly.
+    """
+
+    function: str
+    field: str
+    other: str
+    field_first: bool = True
+
+
+@dataclass(frozen=True)
+class Not:
+    """Boolean negation."""
+
+    item: Expr
+
+
+@dataclass(frozen=True)
+class And:
+    """Conjunction of two or more items."""
+
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    """Disjunction of two or more items."""
+
+    items: tuple[Expr, ...]
+
+
+Atom: TypeAlias = "Eq | In | Range | Exists | Match"
+Expr: TypeAlias = "Const | Eq | In | Range | Exists | Match | Not | And | Or"
+
+
+def _dedupe(items: Iterable[Expr]) -> list[Expr]:
+    seen: set[Expr] = set()
+    out: list[Expr] = []
+    for item in items:
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+def and_(*items: Expr) -> Expr:
+    """Conjunction, simplified: FALSE absorbs, TRUE vanishes, nested Ands flatten."""
+    flat: list[Expr] = []
+    for item in items:
+        if item == FALSE:
+            return FALSE
+        if item == TRUE:
+            continue
+        flat.extend(item.items if isinstance(item, And) else (item,))
+    flat = _dedupe(flat)
+    if any(Not(x) in flat for x in flat):
+        return FALSE
+    if not flat:
+        return TRUE
+    return flat[0] if len(flat) == 1 else And(tuple(flat))
+
+
+def or_(*items: Expr) -> Expr:
+    """Disjunction, simplified: TRUE absorbs, FALSE vanishes, equalities merge into In."""
+    flat: list[Expr] = []
+    for item in items:
+        if item == TRUE:
+            return TRUE
+        if item == FALSE:
+            continue
+        flat.extend(item.items if isinstance(item, Or) else (item,))
+    flat = _merge_equalities(_dedupe(flat))
+    if any(Not(x) in flat for x in flat):
+        return TRUE
+    if not flat:
+        return FALSE
+    return flat[0] if len(flat) == 1 else Or(tuple(flat))
+
+
+def not_(item: Expr) -> Expr:
+    """Negation, simplified: constants flip, double negation cancels."""
+    if isinstance(item, Const):
+        return FALSE if item.value else TRUE
+    if isinstance(item, Not):
+        return item.item
+    return Not(item)
+
+
+def in_(field: str, values: Iterable[Scalar]) -> Expr:
+    """``In`` with duplicates removed; one value becomes ``Eq``, none becomes FALSE."""
+    unique: dict[tuple[str, str], Scalar] = {}
+    for value in values:
+        unique.setdefault(_value_key(value), value)
+    ordered = [unique[key] for key in sorted(unique)]
+    if not ordered:
+        return FALSE
+    if len(ordered) == 1:
+        return Eq(field, ordered[0])
+    return In(field, tuple(ordered))
+
+
+def _merge_equalities(items: list[Expr]) -> list[Expr]:
+    """Merge ``Eq``/``In`` atoms on the same field inside one disjunction."""
+    by_field: dict[str, list[Scalar]] = {}
+    first_position: dict[str, int] = {}
+    rest: list[tuple[int, Expr]] = []
+    for position, item in enumerate(items):
+        if isinstance(item, (Eq, In)):
+            values = [item.value] if isinstance(item, Eq) else list(item.values)
+            by_field.setdefault(item.field, []).extend(values)
+            first_position.setdefault(item.field, position)
+        else:
+            rest.append((position, item))
+    merged = [(first_position[f], in_(f, vals)) for f, vals in by_field.items()]
+    return [item for _, item in sorted(merged + rest, key=lambda pair: pair[0])]
+
+
+def fields_of(expr: Expr) -> set[str]:
+    """Every metadata attribute the expression reads."""
+    if isinstance(expr, Const):
+        return set()
+    if isinstance(expr, Not):
+        return fields_of(expr.item)
+    if isinstance(expr, (And, Or)):
+        out: set[str] = set()
+        for item in expr.items:
+            out |= fields_of(item)
+        return out
+    return {expr.field}
+
+
+def to_json(expr: Expr) -> Any:
+    """A JSON-able rendering of the expression (stable: used for plan digests)."""
+    if isinstance(expr, Const):
+        return expr.value
+    if isinstance(expr, Not):
+        return {"not": to_json(expr.item)}
+    if isinstance(expr, And):
+        return {"and": [to_json(i) for i in expr.items]}
+    if isinstance(expr, Or):
+        return {"or": [to_json(i) for i in expr.items]}
+    if isinstance(expr, Eq):
+        return {"eq": [expr.field, expr.value]}
+    if isinstance(expr, In):
+        return {"in": [expr.field, list(expr.values)]}
+    if isinstance(expr, Range):
+        return {"range": [expr.field, {op: v for op, v in expr.bounds()}]}
+    if isinstance(expr, Exists):
+        return {"exists": expr.field}
+    return {
+        "match": [expr.function, expr.field, expr.other, "field_first" if expr.field_first else "field_second"]
+    }

@@ -1,0 +1,1 @@
+"""Vector stores the guard pushes filters down into."""

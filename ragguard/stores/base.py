@@ -1,0 +1,146 @@
+"""The store protocol and the records that cross it.
+
+A store does three things for the guard: turn a plan's filter IR into its native filter
+(:meth:`Store.translate`), run a filtered nearest-neighbour query with it
+(:meth:`Store.search`), and hand back what it holds (:meth:`Store.get`). Stores never
+decide access: they narrow the candidates, the guard re-checks every hit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ragguard.policy import ir
+
+__all__ = [
+    "Chunk",
+    "IndexSpec",
+    "Pushdown",
+    "Store",
+    "StoredChunk",
+    "point_id",
+]
+
+PayloadSchema = Literal["keyword", "integer", "float", "bool"]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A chunk to write: text, metadata, its embedding, and an optional id.
+
+    ``id`` may be a UUID string or a non-negative integer (as a string or int); any
+    other string is mapped to a deterministic UUID (``uuid5``) so re-ingesting the same
+    id overwrites. ``None`` draws a random UUID.
+    """
+
+    text: str
+    metadata: Mapping[str, Any]
+    vector: Sequence[float]
+    id: str | int | None = None
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """One point as the store returned it.
+
+    ``text`` and ``metadata`` are ``None`` when the payload lacks them or they have the
+    wrong type: the guard denies such a hit as malformed, it never guesses.
+    """
+
+    id: str
+    score: float
+    text: str | None
+    metadata: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Pushdown:
+    """A plan filter translated for one store.
+
+    ``native`` is the store's own filter object (``None``: no filter), ``exact`` says
+    whether it is equivalent to the IR (``False``: some atoms were relaxed, the store
+    returns a superset and the guard's post-check does the real work), ``matches_nothing``
+    says the filter can match no point (the store is not queried).
+    """
+
+    native: Any
+    exact: bool
+    matches_nothing: bool = False
+    relaxed: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """A payload index a policy needs: metadata attribute, schema, tenant flag."""
+
+    field: str
+    schema: PayloadSchema
+    is_tenant: bool = False
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the guard needs from a vector store."""
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the stored vectors."""
+        ...
+
+    def translate(self, expr: ir.Expr) -> Pushdown:
+        """Translate filter IR into this store's native filter (pure, no I/O)."""
+        ...
+
+    def search(
+        self,
+        vector: Sequence[float],
+        limit: int,
+        pushdown: Pushdown,
+        *,
+        exact: bool = False,
+    ) -> list[StoredChunk]:
+        """The ``limit`` nearest points matching ``pushdown``, best first.
+
+        ``exact=True`` asks for exhaustive (non-HNSW) search. Raises ``StoreError``.
+        """
+        ...
+
+    def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
+        """Write chunks (LangChain payload layout); returns their point ids."""
+        ...
+
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
+        """The stored points with these ids (missing ids are skipped; score is 0.0)."""
+        ...
+
+    def create_payload_indexes(self, specs: Iterable[IndexSpec]) -> None:
+        """Create the payload indexes (idempotent)."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources."""
+        ...
+
+
+_ID_NAMESPACE = uuid.UUID("6f1c5a8e-3c1b-4bb8-9a53-2b7f0e8d4c11")
+
+
+def point_id(raw: str | int | None) -> str | int:
+    """The Qdrant point id for a chunk id (see :class:`Chunk`)."""
+    if raw is None:
+        return str(uuid.uuid4())
+    if isinstance(raw, bool):
+        raise TypeError("a chunk id cannot be a boolean")
+    if isinstance(raw, int):
+        if raw < 0:
+            raise ValueError(f"integer chunk ids must be non-negative, got {raw}")
+        return raw
+    if raw.isdigit():
+        return int(raw)
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return str(uuid.uuid5(_ID_NAMESPACE, raw))
