@@ -113,6 +113,31 @@ def normalize_value(value: object, *, where: str) -> object:
     )
 
 
+def elements(value: object) -> tuple[object, ...]:
+    """The scalars a normalized value stands for: none if absent, its items if a list."""
+    if value is ABSENT:
+        return ()
+    if isinstance(value, tuple):
+        return value
+    return (value,)
+
+
+def compare(op: str, left: object, right: object) -> bool:
+    """``left <op> right`` on normalized values (see the module docstring).
+
+    ``op`` is one of ``== != < <= > >= in``; ``in`` tests ``left`` against the elements
+    of ``right``, which for scalars is equality. Absent on either side: false.
+    """
+    lefts, rights = elements(left), elements(right)
+    if not lefts or not rights:
+        return False
+    if op in ("==", "in"):
+        return any(scalar_equal(a, b) for a in lefts for b in rights)
+    if op == "!=":
+        return not any(scalar_equal(a, b) for a in lefts for b in rights)
+    return any(scalar_order(op, a, b) for a in lefts for b in rights)
+
+
 def describe(value: object) -> str:
     """A short, safe rendering of a value for decision reasons (truncated)."""
     if value is ABSENT:

@@ -294,7 +294,7 @@ def to_json(expr: Expr) -> Any:
     if isinstance(expr, In):
         return {"in": [expr.field, list(expr.values)]}
     if isinstance(expr, Range):
-        return {"range": [expr.field, {op: v for op, v in expr.bounds()}]}
+        return {"range": [expr.field, dict(expr.bounds())]}
     if isinstance(expr, Exists):
         return {"exists": expr.field}
     return {

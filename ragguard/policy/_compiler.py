@@ -1,0 +1,555 @@
+"""Partial evaluation of a Casbin matcher: subject known, chunk unknown.
+
+The matcher is rewritten exactly as Casbin rewrites it (``&&`` → ``and`` ...), parsed
+once with :mod:`ast`, checked against a whitelist, and turned into a tree of closures.
+Running the closures for one subject and one policy line folds everything known
+(subject attributes, policy values, the action, role links) to constants and leaves a
+residual :mod:`ragguard.policy.ir` expression over chunk attributes only.
+
+Nothing a subject supplies is ever spliced into source text: subject values are data.
+Only ``eval(p.rule)`` splices policy text, exactly as Casbin does, and each spliced rule
+is parsed and validated when the policy is loaded.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from casbin import util as casbin_util
+
+from ragguard._values import ABSENT, compare, elements
+from ragguard.exceptions import PolicyError, SubjectError, UnsupportedPolicyError
+from ragguard.policy import ir
+from ragguard.policy._predicate import MATCH_FUNCTIONS
+from ragguard.policy._snapshot import PolicyLine, RoleGraph, Snapshot
+from ragguard.subject import Subject
+
+__all__ = [
+    "CompiledLines",
+    "FieldUse",
+    "MatcherProgram",
+    "compile_lines",
+    "programs_for",
+]
+
+
+MAX_MATCHER_NODES = 5_000
+MAX_MATCHER_DEPTH = 64
+
+_COMPARE_OPS: dict[type[ast.cmpop], str] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_RANGE_BOUND = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """A chunk attribute (``r.obj.<name>``): unknown until a chunk is decided."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class FieldUse:
+    """How the matcher uses a chunk attribute (drives payload index suggestions)."""
+
+    field: str
+    usage: Literal["equality", "ordering", "match", "tenant"]
+    literal: object = None
+
+
+@dataclass
+class Env:
+    """What is known while evaluating one policy line for one subject."""
+
+    subject: Subject
+    action: str
+    line: tuple[str, ...]
+    role_memo: dict[tuple[Any, ...], ir.Expr] = field(default_factory=dict)
+
+
+Value: TypeAlias = "object"  # a known normalized value, or a FieldRef
+ValueFn: TypeAlias = Callable[[Env], Value]
+BoolFn: TypeAlias = Callable[[Env], ir.Expr]
+
+
+class MatcherProgram:
+    """One matcher text, validated and compiled to closures.
+
+    ``where`` names the source for error messages (``model.conf line 12`` or
+    ``policy line 7 (eval rule)``).
+    """
+
+    def __init__(self, text: str, snapshot: Snapshot, where: str) -> None:
+        self.text = text
+        self.where = where
+        self._snapshot = snapshot
+        self._sub, self._obj, self._act = snapshot.request_tokens
+        self._policy_index = {token: i for i, token in enumerate(snapshot.policy_tokens)}
+        self.field_uses: set[FieldUse] = set()
+        rewritten = _casbin_rewrite(text)
+        try:
+            module = ast.parse(rewritten.strip(), mode="eval")
+        except SyntaxError as exc:
+            raise UnsupportedPolicyError(
+                f"{where}: the matcher is not a valid expression ({exc.msg}): {text!r}"
+            ) from None
+        _check_size(module.body, where)
+        self._run: BoolFn = self._bool(module.body)
+
+    def evaluate(self, env: Env) -> ir.Expr:
+        """The residual filter for this subject and policy line."""
+        return self._run(env)
+
+    # -- errors ---------------------------------------------------------------------
+
+    def _unsupported(self, node: ast.AST, why: str) -> UnsupportedPolicyError:
+        construct = _source(node)
+        return UnsupportedPolicyError(f"{self.where}: {why}: {construct!r}")
+
+    # -- boolean context ----------------------------------------------------------------
+
+    def _bool(self, node: ast.expr) -> BoolFn:
+        if isinstance(node, ast.BoolOp):
+            parts = [self._bool(v) for v in node.values]
+            if isinstance(node.op, ast.And):
+                return _and_fn(parts)
+            return _or_fn(parts)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            inner = self._bool(node.operand)
+            return lambda env: ir.not_(inner(env))
+        if isinstance(node, ast.Compare):
+            return self._compare(node)
+        if isinstance(node, ast.Call):
+            return self._call(node)
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            constant = ir.TRUE if node.value else ir.FALSE
+            return lambda env: constant
+        if self._is_subject_attribute(node):
+            value_fn = self._value(node)
+            text = _source(node)
+
+            def subject_flag(env: Env) -> ir.Expr:
+                value = value_fn(env)
+                if value is True:
+                    return ir.TRUE
+                if value is False:
+                    return ir.FALSE
+                raise SubjectError(
+                    f"{text} is used as a boolean in the policy, but the subject's value is "
+                    f"{'absent' if value is ABSENT else type(value).__name__}; give it true/false"
+                )
+
+            return subject_flag
+        if self._mentions_object(node):
+            raise self._unsupported(
+                node, "a chunk attribute used as a boolean; compare it explicitly (== True)"
+            )
+        raise self._unsupported(node, "not a boolean expression")
+
+    def _compare(self, node: ast.Compare) -> BoolFn:
+        if len(node.ops) != 1:
+            raise self._unsupported(node, "chained comparisons are not supported; split with &&")
+        op = _COMPARE_OPS.get(type(node.ops[0]))
+        if op is None:
+            raise self._unsupported(node, "unsupported comparison operator")
+        left_node, right_node = node.left, node.comparators[0]
+        if self._mentions_object(left_node) and self._mentions_object(right_node):
+            raise self._unsupported(
+                node, "comparing two chunk attributes cannot be pushed into a vector filter"
+            )
+        left, right = self._value(left_node), self._value(right_node)
+        left_text, right_text = _source(left_node), _source(right_node)
+        self._note_use(op, left_node, right_node)
+
+        def run(env: Env) -> ir.Expr:
+            a, b = left(env), right(env)
+            if isinstance(a, FieldRef):
+                return _field_atom(op, a.name, b, field_on_left=True, origin=right_text)
+            if isinstance(b, FieldRef):
+                return _field_atom(op, b.name, a, field_on_left=False, origin=left_text)
+            if op == "not in":
+                return ir.FALSE if compare("in", a, b) else ir.TRUE
+            return ir.TRUE if compare(op, a, b) else ir.FALSE
+
+        return run
+
+    def _call(self, node: ast.Call) -> BoolFn:
+        if not isinstance(node.func, ast.Name) or node.keywords:
+            raise self._unsupported(node, "only plain calls of g()/keyMatch()-style functions")
+        name = node.func.id
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise self._unsupported(node, "starred arguments are not supported")
+        args = [self._value(a) for a in node.args]
+        object_args = [i for i, a in enumerate(node.args) if self._mentions_object(a)]
+        if name in self._snapshot.role_graphs:
+            graph = self._snapshot.role_graphs[name]
+            if len(args) != graph.arity:
+                raise self._unsupported(
+                    node, f"{name}() takes {graph.arity} arguments as defined in the model"
+                )
+            if len(object_args) > 1:
+                raise self._unsupported(
+                    node, f"{name}() with more than one chunk attribute cannot be enumerated"
+                )
+            for position in object_args:
+                attr = node.args[position]
+                if isinstance(attr, ast.Attribute):
+                    usage: Literal["tenant", "equality"] = "tenant" if position == 2 else "equality"
+                    self.field_uses.add(FieldUse(attr.attr, usage))
+            return lambda env: _role_call(graph, [a(env) for a in args], env)
+        if name in MATCH_FUNCTIONS:
+            if len(args) != 2:
+                raise self._unsupported(node, f"{name}() takes two arguments")
+            if len(object_args) > 1:
+                raise self._unsupported(node, f"{name}() on two chunk attributes")
+            for position in object_args:
+                attr = node.args[position]
+                if isinstance(attr, ast.Attribute):
+                    self.field_uses.add(FieldUse(attr.attr, "match"))
+            function = MATCH_FUNCTIONS[name]
+            where = self.where
+            return lambda env: _match_call(name, function, args[0](env), args[1](env), where)
+        if name == "eval":
+            raise self._unsupported(node, "eval() must take a policy field, like eval(p.rule)")
+        raise self._unsupported(
+            node,
+            f"unknown function {name}(); supported: role functions "
+            f"({', '.join(sorted(self._snapshot.role_graphs)) or 'none defined'}), "
+            + ", ".join(sorted(MATCH_FUNCTIONS)),
+        )
+
+    # -- value context ---------------------------------------------------------------
+
+    def _value(self, node: ast.expr) -> ValueFn:
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, (bool, str, int, float)):
+                return lambda env: value
+            raise self._unsupported(node, "unsupported literal")
+        if (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, (ast.USub, ast.UAdd))
+            and isinstance(node.operand, ast.Constant)
+            and isinstance(node.operand.value, (int, float))
+            and not isinstance(node.operand.value, bool)
+        ):
+            number = -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+            return lambda env: number
+        if isinstance(node, ast.Name):
+            if node.id == self._sub:
+                return lambda env: env.subject.id
+            if node.id == self._act:
+                return lambda env: env.action
+            if node.id == self._obj:
+                raise self._unsupported(node, "use a chunk attribute, like r.obj.dept")
+            if node.id in self._policy_index:
+                index = self._policy_index[node.id]
+                return lambda env: env.line[index] if index < len(env.line) else ""
+            raise self._unsupported(node, "unknown name")
+        if isinstance(node, ast.Attribute):
+            base = node.value
+            if not isinstance(base, ast.Name):
+                raise self._unsupported(node, "only one level of attribute access is supported")
+            attr = node.attr
+            if base.id == self._sub:
+                if attr == "id":
+                    return lambda env: env.subject.id
+                return lambda env: env.subject.attribute(attr)
+            if base.id == self._obj:
+                ref = FieldRef(attr)
+                return lambda env: ref
+            raise self._unsupported(node, "attributes exist only on r.sub and r.obj")
+        if isinstance(node, (ast.Tuple, ast.List)):
+            if any(self._mentions_object(e) for e in node.elts):
+                raise self._unsupported(node, "a list literal may not contain chunk attributes")
+            items = [self._value(e) for e in node.elts]
+
+            def literal(env: Env) -> object:
+                flat: list[object] = []
+                for item in items:
+                    flat.extend(elements(item(env)))
+                return tuple(flat) if flat else ABSENT
+
+            return literal
+        raise self._unsupported(node, "unsupported expression")
+
+    # -- static helpers ------------------------------------------------------------
+
+    def _is_subject_attribute(self, node: ast.expr) -> bool:
+        return (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == self._sub
+        )
+
+    def _mentions_object(self, node: ast.AST) -> bool:
+        return any(isinstance(n, ast.Name) and n.id == self._obj for n in ast.walk(node))
+
+    def _note_use(self, op: str, left: ast.expr, right: ast.expr) -> None:
+        for this, other in ((left, right), (right, left)):
+            if isinstance(this, ast.Attribute) and self._mentions_object(this):
+                literal = other.value if isinstance(other, ast.Constant) else None
+                usage: Literal["ordering", "equality"] = (
+                    "ordering" if op in _RANGE_BOUND else "equality"
+                )
+                self.field_uses.add(FieldUse(this.attr, usage, literal))
+
+
+def _and_fn(parts: list[BoolFn]) -> BoolFn:
+    def run(env: Env) -> ir.Expr:
+        results: list[ir.Expr] = []
+        for part in parts:
+            result = part(env)
+            if result == ir.FALSE:
+                return ir.FALSE
+            results.append(result)
+        return ir.and_(*results)
+
+    return run
+
+
+def _or_fn(parts: list[BoolFn]) -> BoolFn:
+    def run(env: Env) -> ir.Expr:
+        results: list[ir.Expr] = []
+        for part in parts:
+            result = part(env)
+            if result == ir.TRUE:
+                return ir.TRUE
+            results.append(result)
+        return ir.or_(*results)
+
+    return run
+
+
+def _field_atom(op: str, name: str, known: object, *, field_on_left: bool, origin: str) -> ir.Expr:
+    """The residual of ``field <op> known`` (or ``known <op> field``).
+
+    ``r.obj.f in K`` and ``K in r.obj.f`` both mean "some element of the attribute
+    equals some element of K", which is ``In(f, K)``.
+    """
+    values: list[ir.Scalar] = [
+        v for v in elements(known) if isinstance(v, (str, int, float, bool))
+    ]
+    if op in ("==", "in"):
+        return ir.in_(name, values)
+    if op == "not in":
+        return ir.not_(ir.in_(name, values))
+    if op == "!=":
+        if not values:
+            return ir.FALSE
+        return ir.and_(ir.Exists(name), ir.not_(ir.in_(name, values)))
+    if not field_on_left:
+        op = _FLIPPED[op]
+    bound = _RANGE_BOUND[op]
+    ranges: list[ir.Expr] = [
+        ir.Range(name, **{bound: value}, origin=origin)
+        for value in values
+        if not isinstance(value, bool)  # booleans have no order: the comparison is false
+    ]
+    return ir.or_(*ranges)
+
+
+def _role_call(graph: RoleGraph, args: list[object], env: Env) -> ir.Expr:
+    """``g(a, b[, domain])`` with at most one chunk attribute among the arguments."""
+    key = (graph.name, *[a if not isinstance(a, FieldRef) else ("field", a.name) for a in args])
+    cached = env.role_memo.get(key)
+    if cached is not None:
+        return cached
+    result = _role_call_uncached(graph, args)
+    env.role_memo[key] = result
+    return result
+
+
+def _role_call_uncached(graph: RoleGraph, args: list[object]) -> ir.Expr:
+    field_positions = [i for i, a in enumerate(args) if isinstance(a, FieldRef)]
+    # Known arguments may be lists (any element) and must be strings to name a role.
+    known_choices: list[list[str]] = []
+    for arg in args:
+        if isinstance(arg, FieldRef):
+            known_choices.append([])
+        else:
+            known_choices.append([v for v in elements(arg) if isinstance(v, str)])
+    if not field_positions:
+        return ir.TRUE if any(graph.has_link(*combo) for combo in _combos(known_choices)) else ir.FALSE
+    position = field_positions[0]
+    ref = args[position]
+    assert isinstance(ref, FieldRef)
+    others = [choices for i, choices in enumerate(known_choices) if i != position]
+    if any(not choices for choices in others):
+        return ir.FALSE
+    if position == 2:
+        # Casbin: g(x, x, anything) holds for every domain, even an unknown one.
+        if any(a == b for a in known_choices[0] for b in known_choices[1]):
+            return ir.TRUE
+        candidates: set[str] = set(graph.domains)
+    else:
+        candidates = set(graph.names)
+        candidates.update(known_choices[1 - position])  # g(x, x) always holds
+    allowed: list[str] = []
+    for candidate in sorted(candidates):
+        for combo in _combos([*known_choices[:position], [candidate], *known_choices[position + 1:]]):
+            if graph.has_link(*combo):
+                allowed.append(candidate)
+                break
+    return ir.in_(ref.name, allowed)
+
+
+def _combos(choices: list[list[str]]) -> Iterator[tuple[str, ...]]:
+    if not choices:
+        yield ()
+        return
+    for head in choices[0]:
+        for tail in _combos(choices[1:]):
+            yield (head, *tail)
+
+
+def _match_call(
+    name: str, function: Callable[[str, str], bool], key: object, pattern: object, where: str
+) -> ir.Expr:
+    if isinstance(key, FieldRef) or isinstance(pattern, FieldRef):
+        field_first = isinstance(key, FieldRef)
+        ref = key if field_first else pattern
+        other = pattern if field_first else key
+        assert isinstance(ref, FieldRef)
+        texts = [v for v in elements(other) if isinstance(v, str)]
+        atoms: list[ir.Expr] = []
+        for text in texts:
+            if field_first and name == "keyMatch" and "*" not in text:
+                atoms.append(ir.Eq(ref.name, text))  # keyMatch without '*' is equality
+            else:
+                _check_pattern(name, text if field_first else None, where)
+                atoms.append(ir.Match(name, ref.name, text, field_first))
+        return ir.or_(*atoms)
+    for a in elements(key):
+        for b in elements(pattern):
+            if isinstance(a, str) and isinstance(b, str):
+                _check_pattern(name, b, where)
+                if function(a, b):
+                    return ir.TRUE
+    return ir.FALSE
+
+
+def _check_pattern(name: str, pattern: str | None, where: str) -> None:
+    if name == "regexMatch" and pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise PolicyError(f"{where}: invalid regular expression {pattern!r}: {exc}") from None
+
+
+def _casbin_rewrite(expr: str) -> str:
+    """The textual rewriting Casbin applies before evaluating a matcher."""
+    expr = expr.replace("&&", "and").replace("||", "or")
+    return re.sub(r"!(?!=)", "not ", expr)
+
+
+def _source(node: ast.AST) -> str:
+    text = ast.unparse(node)
+    return re.sub(r"\b([rp]\d*)_(?=\w)", r"\1.", text)
+
+
+def _check_size(root: ast.AST, where: str) -> None:
+    count = 0
+    stack: list[tuple[ast.AST, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_MATCHER_DEPTH or count > MAX_MATCHER_NODES:
+            raise UnsupportedPolicyError(
+                f"{where}: the matcher is too large (limits: {MAX_MATCHER_NODES} nodes, "
+                f"nesting depth {MAX_MATCHER_DEPTH})"
+            )
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+@dataclass(frozen=True)
+class CompiledLines:
+    """The residual of every line that can still apply, and the combined filter."""
+
+    filter: ir.Expr
+    allow: tuple[tuple[PolicyLine | None, ir.Expr], ...]
+    deny: tuple[tuple[PolicyLine, ir.Expr], ...]
+    note: str = ""
+
+
+def programs_for(snapshot: Snapshot) -> tuple[MatcherProgram | None, dict[int, MatcherProgram]]:
+    """Parse and validate the matcher (and every ``eval`` rule) of a snapshot.
+
+    Returns the program for the plain matcher (``None`` when it uses ``eval``) and, for
+    ``eval`` matchers, one program per policy line number. Raises
+    :class:`UnsupportedPolicyError` for anything outside the supported language.
+    """
+    where = (
+        f"model line {snapshot.matcher_line} (matcher)"
+        if snapshot.matcher_line is not None
+        else "matcher"
+    )
+    if not casbin_util.has_eval(snapshot.matcher):
+        return MatcherProgram(snapshot.matcher, snapshot, where), {}
+    rule_names = casbin_util.get_eval_value(snapshot.matcher)
+    index = {token: i for i, token in enumerate(snapshot.policy_tokens)}
+    for rule_name in rule_names:
+        if rule_name not in index:
+            raise UnsupportedPolicyError(
+                f"{where}: eval({rule_name.replace('_', '.', 1)}) must name a policy field"
+            )
+    by_text: dict[str, MatcherProgram] = {}
+    per_line: dict[int, MatcherProgram] = {}
+    for line in snapshot.lines:
+        rules = [casbin_util.escape_assertion(line.values[index[name]]) for name in rule_names]
+        text = casbin_util.replace_eval(snapshot.matcher, rules)
+        if text not in by_text:
+            by_text[text] = MatcherProgram(text, snapshot, f"policy line {line.number} (eval rule)")
+        per_line[line.number] = by_text[text]
+    return None, per_line
+
+
+def compile_lines(
+    snapshot: Snapshot,
+    matcher: MatcherProgram | None,
+    eval_programs: dict[int, MatcherProgram],
+    subject: Subject,
+    action: str,
+) -> CompiledLines:
+    """Partially evaluate every policy line for ``subject`` and combine by the effect."""
+    role_memo: dict[tuple[Any, ...], ir.Expr] = {}
+    if not snapshot.lines:
+        if matcher is None:
+            return CompiledLines(ir.FALSE, (), (), note="no policy lines (the matcher uses eval)")
+        env = Env(subject, action, ("",) * len(snapshot.policy_tokens), role_memo)
+        residual = matcher.evaluate(env)
+        allow_only: tuple[tuple[PolicyLine | None, ir.Expr], ...] = (
+            ((None, residual),) if residual != ir.FALSE else ()
+        )
+        return CompiledLines(residual, allow_only, ())
+    allow: list[tuple[PolicyLine | None, ir.Expr]] = []
+    deny: list[tuple[PolicyLine, ir.Expr]] = []
+    use_deny = snapshot.effect == "allow_and_no_deny"
+    for line in snapshot.lines:
+        if line.effect == "other" or (line.effect == "deny" and not use_deny):
+            continue  # Casbin ignores these lines under this effect
+        program = matcher if matcher is not None else eval_programs[line.number]
+        residual = program.evaluate(Env(subject, action, line.values, role_memo))
+        if residual == ir.FALSE:
+            continue
+        if line.effect == "allow":
+            allow.append((line, residual))
+        else:
+            deny.append((line, residual))
+    combined = ir.or_(*(r for _, r in allow))
+    if deny:
+        combined = ir.and_(combined, ir.not_(ir.or_(*(r for _, r in deny))))
+    return CompiledLines(combined, tuple(allow), tuple(deny))

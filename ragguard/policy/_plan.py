@@ -1,0 +1,173 @@
+"""Plans (what a subject may read, as a filter) and decisions (one chunk, one verdict)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ragguard._values import MalformedValueError
+from ragguard.policy import ir
+from ragguard.policy._predicate import (
+    Check,
+    compile_check,
+    explain_failure,
+    normalize_metadata,
+)
+from ragguard.policy._snapshot import PolicyLine
+
+__all__ = ["Decision", "Plan", "PlanKind"]
+
+PlanKind = Literal["allow_all", "deny_all", "conditional"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one chunk for one subject.
+
+    ``rule`` names the policy line that released it (``"line 3: p, eng, read"``);
+    ``reason`` says why a chunk was withheld (``"level 3 > 2 (r.sub.clearance)"``,
+    ``"missing attribute 'dept'"``, ``"deny line 7: p, ..., deny"``).
+    """
+
+    released: bool
+    rule: str | None = None
+    reason: str | None = None
+    policy_version: str = ""
+
+    def denied(self, reason: str) -> Decision:
+        """This decision turned into a denial (a later check failed)."""
+        return Decision(False, self.rule, reason, self.policy_version)
+
+
+@dataclass(frozen=True)
+class _Line:
+    line: PolicyLine | None
+    residual: ir.Expr
+    check: Check
+
+    @property
+    def label(self) -> str:
+        if self.line is None:
+            return "matcher (policy has no lines)"
+        return f"line {self.line.number}: {self.line.render()}"
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What one subject may read under one policy version.
+
+    ``kind`` is ``"allow_all"`` (no filter), ``"deny_all"`` (nothing; the store is never
+    queried) or ``"conditional"`` (``filter`` is pushed into the store). ``exact`` is
+    ``False`` when the store had to relax part of the filter: the guard then fetches
+    more and its exact re-check decides. :meth:`decide` is the compiled predicate.
+    """
+
+    kind: PlanKind
+    filter: ir.Expr
+    exact: bool
+    policy_version: str
+    subject_id: str = ""
+    action: str = "read"
+    _allow: tuple[_Line, ...] = field(default=(), repr=False)
+    _deny: tuple[_Line, ...] = field(default=(), repr=False)
+    _fields: frozenset[str] = field(default=frozenset(), repr=False)
+    _note: str = field(default="", repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        filter: ir.Expr,
+        allow: tuple[tuple[PolicyLine | None, ir.Expr], ...],
+        deny: tuple[tuple[PolicyLine, ir.Expr], ...],
+        policy_version: str,
+        subject_id: str,
+        action: str,
+        note: str = "",
+    ) -> Plan:
+        """Assemble a plan from compiled residuals (the compiler's output)."""
+        kind: PlanKind = (
+            "allow_all" if filter == ir.TRUE else "deny_all" if filter == ir.FALSE else "conditional"
+        )
+        allow_lines = tuple(_Line(line, expr, compile_check(expr)) for line, expr in allow)
+        deny_lines = tuple(_Line(line, expr, compile_check(expr)) for line, expr in deny)
+        fields: set[str] = set()
+        for entry in allow_lines + deny_lines:
+            fields |= ir.fields_of(entry.residual)
+        return cls(
+            kind=kind,
+            filter=filter,
+            exact=True,
+            policy_version=policy_version,
+            subject_id=subject_id,
+            action=action,
+            _allow=allow_lines,
+            _deny=deny_lines,
+            _fields=frozenset(fields),
+            _note=note,
+        )
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The chunk metadata attributes this plan reads."""
+        return self._fields
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the policy version and the filter: identifies the plan in audits."""
+        payload = json.dumps(
+            [self.policy_version, self.action, ir.to_json(self.filter)],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def decide(self, metadata: Mapping[str, Any] | None) -> Decision:
+        """Decide one chunk exactly, without ``casbin.enforce``."""
+        version = self.policy_version
+        if self.kind == "deny_all":
+            return Decision(False, None, self._deny_all_reason(), version)
+        if not isinstance(metadata, Mapping):
+            return Decision(False, None, "malformed metadata: not a JSON object", version)
+        try:
+            md = normalize_metadata(metadata, self._fields)
+        except MalformedValueError as exc:
+            return Decision(False, None, f"malformed metadata: {exc}", version)
+        for entry in self._deny:
+            if entry.check(md):
+                return Decision(False, None, f"deny {entry.label}", version)
+        for entry in self._allow:
+            if entry.check(md):
+                return Decision(True, entry.label, None, version)
+        return Decision(False, None, self._failure_reason(md), version)
+
+    def _deny_all_reason(self) -> str:
+        if self._note:
+            return self._note
+        subject = f" to subject {self.subject_id!r}" if self.subject_id else ""
+        return f"no policy line grants {self.action!r}{subject}"
+
+    def _failure_reason(self, md: Mapping[str, object]) -> str:
+        if len(self._allow) == 1:
+            return explain_failure(self._allow[0].residual, md)
+        reasons = [f"{e.label.split(':')[0]}: {explain_failure(e.residual, md)}" for e in self._allow[:3]]
+        more = f" (+{len(self._allow) - 3} more lines)" if len(self._allow) > 3 else ""
+        return "no line matched; " + "; ".join(reasons) + more
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able description (CLI ``ragguard plan``, audit)."""
+        return {
+            "kind": self.kind,
+            "exact": self.exact,
+            "policy_version": self.policy_version,
+            "subject_id": self.subject_id,
+            "action": self.action,
+            "filter": ir.to_json(self.filter),
+            "allow_lines": [e.label for e in self._allow],
+            "deny_lines": [e.label for e in self._deny],
+        }

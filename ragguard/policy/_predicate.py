@@ -1,0 +1,191 @@
+"""The compiled predicate: decides one chunk's metadata in microseconds.
+
+Each residual IR expression becomes a closure over the chunk's *normalized* metadata
+(only the attributes the plan reads are normalized). The semantics are those of
+:mod:`ragguard._values`, identical to what the stores push down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
+
+from casbin import util as casbin_util
+
+from ragguard._values import (
+    ABSENT,
+    describe,
+    elements,
+    kind_of,
+    normalize_value,
+    scalar_order,
+)
+from ragguard.policy import ir
+
+__all__ = [
+    "MATCH_FUNCTIONS",
+    "Check",
+    "compile_check",
+    "describe_condition",
+    "explain_failure",
+    "normalize_metadata",
+]
+
+Metadata: TypeAlias = Mapping[str, object]
+Check: TypeAlias = Callable[[Metadata], bool]
+
+MATCH_FUNCTIONS: dict[str, Callable[[str, str], bool]] = {
+    "keyMatch": casbin_util.key_match,
+    "keyMatch2": casbin_util.key_match2,
+    "keyMatch3": casbin_util.key_match3,
+    "keyMatch4": casbin_util.key_match4,
+    "keyMatch5": casbin_util.key_match5,
+    "regexMatch": casbin_util.regex_match,
+    "globMatch": casbin_util.glob_match,
+}
+"""Casbin's own matching functions, called directly (exact Casbin semantics)."""
+
+
+def normalize_metadata(metadata: Mapping[str, Any], fields: frozenset[str]) -> dict[str, object]:
+    """Normalize the attributes a plan reads; raises MalformedValueError if one is unusable."""
+    out: dict[str, object] = {}
+    for name in fields:
+        out[name] = normalize_value(metadata.get(name), where=f"metadata attribute {name!r}")
+    return out
+
+
+def compile_check(expr: ir.Expr) -> Check:
+    """A closure deciding ``expr`` on normalized metadata."""
+    if isinstance(expr, ir.Const):
+        result = expr.value
+        return lambda md: result
+    if isinstance(expr, ir.And):
+        parts = tuple(compile_check(item) for item in expr.items)
+        return lambda md: all(part(md) for part in parts)
+    if isinstance(expr, ir.Or):
+        parts = tuple(compile_check(item) for item in expr.items)
+        return lambda md: any(part(md) for part in parts)
+    if isinstance(expr, ir.Not):
+        inner = compile_check(expr.item)
+        return lambda md: not inner(md)
+    if isinstance(expr, ir.Eq):
+        return _equality_check(expr.field, (expr.value,))
+    if isinstance(expr, ir.In):
+        return _equality_check(expr.field, expr.values)
+    if isinstance(expr, ir.Exists):
+        name = expr.field
+        return lambda md: md[name] is not ABSENT
+    if isinstance(expr, ir.Range):
+        name, bounds = expr.field, expr.bounds()
+
+        def in_range(md: Metadata) -> bool:
+            return any(
+                all(scalar_order(op, value, bound) for op, bound in bounds)
+                for value in elements(md[name])
+            )
+
+        return in_range
+    return _match_check(expr)
+
+
+def _equality_check(name: str, values: tuple[ir.Scalar, ...]) -> Check:
+    # Split by kind so set lookups cannot confuse True with 1 or "1" with 1.
+    strings = frozenset(v for v in values if kind_of(v) == "str")
+    numbers = frozenset(v for v in values if kind_of(v) == "number")
+    bools = frozenset(v for v in values if kind_of(v) == "bool")
+
+    def scalar_in(value: object) -> bool:
+        kind = kind_of(value)
+        if kind == "str":
+            return value in strings
+        if kind == "number":
+            return value in numbers
+        if kind == "bool":
+            return value in bools
+        return False
+
+    def check(md: Metadata) -> bool:
+        value = md[name]
+        if type(value) is tuple:
+            return any(scalar_in(item) for item in value)
+        return scalar_in(value)
+
+    return check
+
+
+def _match_check(expr: ir.Match) -> Check:
+    function = MATCH_FUNCTIONS[expr.function]
+    name, other, field_first = expr.field, expr.other, expr.field_first
+
+    def check(md: Metadata) -> bool:
+        for value in elements(md[name]):
+            if isinstance(value, str) and (
+                function(value, other) if field_first else function(other, value)
+            ):
+                return True
+        return False
+
+    return check
+
+
+_NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def explain_failure(expr: ir.Expr, md: Metadata) -> str:
+    """Why ``expr`` is false on ``md``: the first failing condition, in words."""
+    if isinstance(expr, ir.Const):
+        return "the policy grants nothing here"
+    if isinstance(expr, ir.And):
+        for item in expr.items:
+            if not compile_check(item)(md):
+                return explain_failure(item, md)
+        return "all conditions hold"
+    if isinstance(expr, ir.Or):
+        reasons = [explain_failure(item, md) for item in expr.items[:3]]
+        more = f" (+{len(expr.items) - 3} more)" if len(expr.items) > 3 else ""
+        return "none of: " + "; ".join(reasons) + more
+    if isinstance(expr, ir.Not):
+        return f"{describe_condition(expr.item)} holds, which the policy excludes"
+    value = md.get(expr.field, ABSENT)
+    if value is ABSENT:
+        return f"missing attribute {expr.field!r}"
+    shown = describe(value)
+    if isinstance(expr, ir.Eq):
+        return f"{expr.field} {shown} != {describe(expr.value)}"
+    if isinstance(expr, ir.In):
+        return f"{expr.field} {shown} not in {describe(expr.values)}"
+    if isinstance(expr, ir.Range):
+        for op, bound in expr.bounds():
+            if not any(scalar_order(op, v, bound) for v in elements(value)):
+                origin = f" ({expr.origin})" if expr.origin and expr.origin != repr(bound) else ""
+                return f"{expr.field} {shown} {_NEGATED[op]} {describe(bound)}{origin}"
+        return f"{expr.field} {shown} is out of range"
+    if isinstance(expr, ir.Exists):
+        return f"missing attribute {expr.field!r}"
+    return f"{expr.field} {shown} does not match {expr.function}({expr.other!r})"
+
+
+def describe_condition(expr: ir.Expr) -> str:
+    """A compact human rendering of a condition (for reasons and CLI output)."""
+    if isinstance(expr, ir.Const):
+        return "true" if expr.value else "false"
+    if isinstance(expr, ir.And):
+        return " && ".join(_wrap(describe_condition(i)) for i in expr.items)
+    if isinstance(expr, ir.Or):
+        return " || ".join(_wrap(describe_condition(i)) for i in expr.items)
+    if isinstance(expr, ir.Not):
+        return "!" + _wrap(describe_condition(expr.item))
+    if isinstance(expr, ir.Eq):
+        return f"{expr.field} == {describe(expr.value)}"
+    if isinstance(expr, ir.In):
+        return f"{expr.field} in {describe(expr.values)}"
+    if isinstance(expr, ir.Range):
+        return " && ".join(f"{expr.field} {op} {describe(v)}" for op, v in expr.bounds())
+    if isinstance(expr, ir.Exists):
+        return f"{expr.field} exists"
+    return f"{expr.function}({expr.field}, {expr.other!r})"
+
+
+def _wrap(text: str) -> str:
+    return f"({text})" if " && " in text or " || " in text else text
+

@@ -1,0 +1,291 @@
+"""An immutable, versioned snapshot of a Casbin model and its policy lines.
+
+Everything the compiler needs is copied out of Casbin once, so a policy that changes
+while in use is either seen whole (a new snapshot, a new version) or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import casbin
+from casbin.rbac.default_role_manager.role_manager import DomainManager, RoleManager
+
+from ragguard.exceptions import PolicyLoadError, UnsupportedPolicyError
+
+__all__ = ["PolicyLine", "RoleGraph", "Snapshot", "load_enforcer", "snapshot_from_enforcer"]
+
+EffectKind = Literal["allow", "allow_and_no_deny"]
+
+_ALLOW_EFFECT = "some(where(p_eft==allow))"
+_ALLOW_AND_NO_DENY_EFFECT = "some(where(p_eft==allow))&&!some(where(p_eft==deny))"
+
+
+@dataclass(frozen=True)
+class PolicyLine:
+    """One ``p`` line: where it is, its values by token, and its effect."""
+
+    number: int
+    values: tuple[str, ...]
+    effect: Literal["allow", "deny", "other"]
+
+    def render(self) -> str:
+        """The line as it reads in ``policy.csv``."""
+        return "p, " + ", ".join(self.values)
+
+
+class RoleGraph:
+    """Role links of one ``g`` definition, answered by Casbin's own role manager.
+
+    Built from the snapshot's links (not the live enforcer's manager), so a later
+    policy change cannot reach plans compiled from this snapshot. Casbin's role
+    manager creates entries on lookup, so queries are serialised.
+    """
+
+    def __init__(
+        self, name: str, links: Sequence[tuple[str, ...]], *, with_domain: bool, max_depth: int
+    ) -> None:
+        self.name = name
+        self.with_domain = with_domain
+        self.arity = 3 if with_domain else 2
+        self._lock = threading.Lock()
+        self._manager: RoleManager | DomainManager = (
+            DomainManager(max_depth) if with_domain else RoleManager(max_depth)
+        )
+        names: set[str] = set()
+        domains: set[str] = set()
+        for link in links:
+            self._manager.add_link(*link[: self.arity])
+            names.update(link[:2])
+            if with_domain:
+                domains.add(link[2])
+        self.names: tuple[str, ...] = tuple(sorted(names))
+        self.domains: tuple[str, ...] = tuple(sorted(domains))
+
+    def has_link(self, *args: str) -> bool:
+        """Casbin's ``g(name1, name2[, domain])``."""
+        with self._lock:
+            return bool(self._manager.has_link(*args))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the compiler reads from a Casbin model + policy."""
+
+    matcher: str
+    matcher_line: int | None
+    request_tokens: tuple[str, ...]
+    policy_tokens: tuple[str, ...]
+    effect: EffectKind
+    lines: tuple[PolicyLine, ...]
+    role_graphs: dict[str, RoleGraph] = field(compare=False)
+    grouping: dict[str, tuple[tuple[str, ...], ...]]
+    version: str
+
+    @property
+    def eft_index(self) -> int | None:
+        """Position of ``eft`` among the policy tokens, if the model has one."""
+        token = "p_eft"
+        return self.policy_tokens.index(token) if token in self.policy_tokens else None
+
+
+def _read(source: str | Path, what: str) -> tuple[str, Path | None]:
+    """Return (text, path): ``source`` is a path to a file or the text itself."""
+    if isinstance(source, Path):
+        path: Path | None = source
+    elif "\n" not in source and len(source) < 4096 and Path(source).suffix in (".conf", ".csv"):
+        path = Path(source)
+    else:
+        path = None
+    if path is None:
+        return str(source), None
+    try:
+        return path.read_text(encoding="utf-8"), path
+    except OSError as exc:
+        raise PolicyLoadError(f"cannot read the {what} {str(path)!r}: {exc.strerror}") from exc
+
+
+def load_enforcer(
+    model: str | Path, policy: str | Path | None
+) -> tuple[casbin.Enforcer, dict[int, int], str, int | None]:
+    """Build a Casbin enforcer from model and policy (paths or text).
+
+    Returns the enforcer, a map from p-line index to its line number in the policy
+    text, the model text and the matcher's line number in the model text.
+    """
+    model_text, model_path = _read(model, "model")
+    model_name = str(model_path) if model_path else "model text"
+    try:
+        casbin_model = casbin.model.Model()
+        casbin_model.load_model_from_text(model_text)
+    except Exception as exc:  # Casbin raises plain Exceptions for a malformed model
+        raise PolicyLoadError(f"malformed Casbin model in {model_name}: {exc}") from exc
+    for section in ("r", "p", "e", "m"):
+        if section not in casbin_model.model:
+            names = {"r": "request_definition", "p": "policy_definition",
+                     "e": "policy_effect", "m": "matchers"}
+            raise PolicyLoadError(f"{model_name} has no [{names[section]}] section")
+    enforcer = casbin.Enforcer(casbin_model)
+    line_numbers: dict[int, int] = {}
+    if policy is not None:
+        policy_text, policy_path = _read(policy, "policy")
+        policy_name = str(policy_path) if policy_path else "policy text"
+        p_index = 0
+        for number, raw in enumerate(policy_text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                tokens = [t.strip() for t in next(csv.reader(io.StringIO(line), skipinitialspace=True))]
+            except (csv.Error, StopIteration) as exc:
+                raise PolicyLoadError(f"{policy_name}:{number}: malformed CSV line") from exc
+            key = tokens[0]
+            section = key[:1]
+            if section not in ("p", "g") or key not in casbin_model.model.get(section, {}):
+                raise PolicyLoadError(
+                    f"{policy_name}:{number}: line type {key!r} is not defined in the model"
+                )
+            assertion = casbin_model.model[section][key]
+            expected = len(assertion.tokens) if section == "p" else None
+            if expected is not None and len(tokens) - 1 != expected:
+                raise PolicyLoadError(
+                    f"{policy_name}:{number}: {key} line has {len(tokens) - 1} values, "
+                    f"the model defines {expected} ({', '.join(assertion.tokens)})"
+                )
+            if section == "p" and key == "p":
+                line_numbers[p_index] = number
+                p_index += 1
+            assertion.policy.append(tokens[1:])
+        try:
+            enforcer.build_role_links()
+        except Exception as exc:  # role manager errors are plain Exceptions in Casbin
+            raise PolicyLoadError(f"{policy_name}: cannot build role links: {exc}") from exc
+    matcher_line = None
+    for number, raw in enumerate(model_text.splitlines(), start=1):
+        if re.match(r"\s*m\s*=", raw):
+            matcher_line = number
+            break
+    return enforcer, line_numbers, model_text, matcher_line
+
+
+def _uses_pattern_matching(manager: Any) -> bool:
+    """Whether a Casbin role manager had a (domain) matching function added."""
+    if getattr(manager, "domain_matching_func", None) is not None:
+        return True
+    function = getattr(manager, "matching_func", None)
+    # DomainManager installs a plain equality lambda by default; that one is harmless.
+    default = "DomainManagerBase.__init__"
+    return function is not None and not getattr(function, "__qualname__", "").startswith(default)
+
+
+def snapshot_from_enforcer(
+    enforcer: Any,
+    *,
+    line_numbers: dict[int, int] | None = None,
+    matcher_line: int | None = None,
+) -> Snapshot:
+    """Copy what the compiler needs out of a live ``casbin.Enforcer``."""
+    model = enforcer.model.model
+    try:
+        matcher = model["m"]["m"].value
+        request_tokens = tuple(model["r"]["r"].tokens)
+        policy_tokens = tuple(model["p"]["p"].tokens)
+        effect_text = model["e"]["e"].value
+    except KeyError as exc:
+        raise PolicyLoadError(f"the Casbin model lacks the {exc.args[0]!r} definition") from exc
+    for section in ("r", "p", "e", "m"):
+        extra = sorted(set(model.get(section, {})) - {section})
+        if extra:
+            raise UnsupportedPolicyError(
+                f"multiple definitions ({', '.join(extra)}) in section {section!r}: "
+                "ragguard compiles the single r/p/e/m definition only"
+            )
+    if len(request_tokens) != 3:
+        raise UnsupportedPolicyError(
+            f"request definition has {len(request_tokens)} fields "
+            f"({', '.join(t[2:] for t in request_tokens)}); ragguard needs exactly three: "
+            "r = sub, obj, act (the subject, the chunk, the action)"
+        )
+    compact = re.sub(r"\s+", "", effect_text)
+    effect: EffectKind
+    if compact == _ALLOW_EFFECT:
+        effect = "allow"
+    elif compact == _ALLOW_AND_NO_DENY_EFFECT:
+        effect = "allow_and_no_deny"
+    else:
+        raise UnsupportedPolicyError(
+            f"policy effect {effect_text.replace('p_', 'p.')!r} is not supported; use "
+            "'some(where (p.eft == allow))' or "
+            "'some(where (p.eft == allow)) && !some(where (p.eft == deny))'"
+        )
+    eft_index = policy_tokens.index("p_eft") if "p_eft" in policy_tokens else None
+    lines: list[PolicyLine] = []
+    for index, values in enumerate(model["p"]["p"].policy):
+        number = (line_numbers or {}).get(index, index + 1)
+        if len(values) != len(policy_tokens):
+            raise PolicyLoadError(
+                f"policy line {number} has {len(values)} values, the model defines "
+                f"{len(policy_tokens)}"
+            )
+        eft = values[eft_index] if eft_index is not None else "allow"
+        kind: Literal["allow", "deny", "other"] = (
+            "allow" if eft == "allow" else "deny" if eft == "deny" else "other"
+        )
+        lines.append(PolicyLine(number, tuple(str(v) for v in values), kind))
+
+    role_graphs: dict[str, RoleGraph] = {}
+    grouping: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for key, assertion in model.get("g", {}).items():
+        arity = assertion.value.count("_")
+        if arity not in (2, 3) or getattr(assertion, "params_tokens", None):
+            raise UnsupportedPolicyError(
+                f"role definition {key} = {assertion.value!r} is not supported; "
+                "use '_, _' or '_, _, _' (with a domain)"
+            )
+        live_manager = getattr(enforcer, "rm_map", {}).get(key)
+        if live_manager is not None and _uses_pattern_matching(live_manager):
+            raise UnsupportedPolicyError(
+                f"role definition {key} uses a pattern matching function "
+                "(add_named_matching_func / add_named_domain_matching_func); ragguard cannot "
+                "enumerate pattern roles into a filter"
+            )
+        if getattr(enforcer, "cond_rm_map", {}).get(key) is not None:
+            raise UnsupportedPolicyError(f"conditional role definition {key} is not supported")
+        links = tuple(tuple(str(v) for v in link) for link in assertion.policy)
+        grouping[key] = links
+        depth = getattr(live_manager, "max_hierarchy_level", 10)
+        role_graphs[key] = RoleGraph(key, links, with_domain=arity == 3, max_depth=depth)
+
+    version_source = json.dumps(
+        {
+            "matcher": matcher,
+            "effect": effect,
+            "r": request_tokens,
+            "p": policy_tokens,
+            "lines": [line.values for line in lines],
+            "g": {k: grouping[k] for k in sorted(grouping)},
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    version = hashlib.sha256(version_source.encode("utf-8")).hexdigest()[:16]
+    return Snapshot(
+        matcher=matcher,
+        matcher_line=matcher_line,
+        request_tokens=request_tokens,
+        policy_tokens=policy_tokens,
+        effect=effect,
+        lines=tuple(lines),
+        role_graphs=role_graphs,
+        grouping=grouping,
+        version=version,
+    )
