@@ -1,1 +1,58 @@
-"""ragguard: per-user access control for retrieval-augmented generation."""
+"""ragguard: per-user access control for retrieval-augmented generation.
+
+Casbin policies are compiled, per subject, into native vector-store filters; every hit
+is re-checked exactly, its provenance verified, and every retrieval traced and audited::
+
+    import ragguard as rg
+
+    policy = rg.Policy.from_casbin("model.conf", "policy.csv")
+    store = rg.EdgeStore.create("data/shard", dim=384, distance="cosine")
+    guard = rg.Guard(policy, store)
+    hits = guard.search(rg.Subject(id="alice", attributes={"clearance": 2}), vector, k=5)
+"""
+
+from ragguard.exceptions import (
+    AuditError,
+    MissingDependencyError,
+    PolicyError,
+    PolicyLoadError,
+    ProvenanceError,
+    QueryError,
+    RagGuardError,
+    StoreError,
+    SubjectError,
+    UnsupportedPolicyError,
+)
+from ragguard.guard import AuditSink, Guard, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
+from ragguard.policy._plan import Decision, Plan
+from ragguard.policy._policy import Policy
+from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoredChunk
+from ragguard.subject import Subject
+
+__all__ = [
+    "AuditError",
+    "AuditSink",
+    "Chunk",
+    "Decision",
+    "Guard",
+    "Hit",
+    "IndexSpec",
+    "MissingDependencyError",
+    "Plan",
+    "Policy",
+    "PolicyError",
+    "PolicyLoadError",
+    "ProvenanceError",
+    "ProvenanceVerdict",
+    "ProvenanceVerifier",
+    "Pushdown",
+    "QueryError",
+    "RagGuardError",
+    "Retrieval",
+    "Store",
+    "StoreError",
+    "StoredChunk",
+    "Subject",
+    "SubjectError",
+    "UnsupportedPolicyError",
+]

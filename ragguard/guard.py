@@ -1,0 +1,446 @@
+"""``Guard``: the retrieval path. Plan, push down, re-check, verify, trace, audit.
+
+One retrieval::
+
+    guard = Guard(policy, store)
+    hits = guard.search(alice, query_vector, k=5)
+
+1. ``policy.plan(alice)`` (cached) gives the filter for what alice may read;
+2. the store runs the filtered nearest-neighbour query (``deny_all``: not at all);
+3. every hit is decided again by the compiled predicate, then provenance and screens;
+4. if fewer than ``k`` hits survive and more may exist, the guard fetches more in
+   bounded, doubling rounds;
+5. a span and an audit record say what was released and what was withheld, and why.
+
+Any failure releases nothing: the caller gets an exception from
+:mod:`ragguard.exceptions`, never a partial or unfiltered result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ragguard.exceptions import AuditError, QueryError, RagGuardError, StoreError
+from ragguard.policy import ir
+from ragguard.policy._plan import Decision, Plan
+from ragguard.policy._policy import Policy
+from ragguard.stores.base import Pushdown, Store, StoredChunk
+from ragguard.subject import Subject, require_subject
+from ragguard.tracing import RetrievalTracer
+
+__all__ = [
+    "AuditSink",
+    "Guard",
+    "Hit",
+    "ProvenanceVerdict",
+    "ProvenanceVerifier",
+    "Retrieval",
+]
+
+logger = logging.getLogger("ragguard")
+
+DEFAULT_MAX_K = 1000
+DEFAULT_MAX_FETCH_ROUNDS = 8
+MAX_FETCH_LIMIT = 10_000
+INEXACT_OVERFETCH = 4
+
+
+@dataclass(frozen=True)
+class ProvenanceVerdict:
+    """What provenance verification said about one hit.
+
+    ``status`` is ``"verified"``, ``"unsigned"``, ``"tampered"``, ``"unknown key"`` or
+    ``"off"``; ``released`` is whether the hit may be released on provenance grounds.
+    """
+
+    status: str
+    released: bool
+    reason: str | None = None
+    tag: Mapping[str, Any] | None = None
+
+
+@runtime_checkable
+class ProvenanceVerifier(Protocol):
+    """Verifies a hit's provenance tag before release (see ``ragguard.provenance``)."""
+
+    def verify(self, text: str, metadata: Mapping[str, Any]) -> ProvenanceVerdict:
+        """Check the tag in ``metadata`` against ``text`` and the other metadata."""
+        ...
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk the guard considered: released (returned) or withheld (audited only)."""
+
+    id: str
+    score: float
+    text: str
+    metadata: Mapping[str, Any]
+    decision: Decision
+    provenance: ProvenanceVerdict | None = None
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The complete outcome of one guarded search: what tracing and audit record."""
+
+    decision_id: str
+    started_at: datetime
+    subject: Subject
+    plan: Plan
+    k: int
+    query_digest: str
+    released: tuple[Hit, ...]
+    withheld: tuple[Hit, ...]
+    rounds: int
+    truncated: bool
+    duration_s: float
+
+
+@runtime_checkable
+class AuditSink(Protocol):
+    """Receives one record per retrieval (see ``ragguard.audit``)."""
+
+    def record(self, retrieval: Retrieval) -> None:
+        """Persist the retrieval; raise to signal failure."""
+        ...
+
+
+@dataclass
+class _Fetch:
+    """Sans-IO state of one search's fetch/decide loop (shared by sync and async)."""
+
+    guard: Guard
+    subject: Subject
+    plan: Plan
+    pushdown: Pushdown
+    k: int
+    limit: int
+    released: list[Hit] = field(default_factory=list)
+    withheld: list[Hit] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    rounds: int = 0
+    truncated: bool = False
+    done: bool = False
+
+    def next_limit(self) -> int | None:
+        """How many results to ask the store for next, or ``None`` when finished."""
+        return None if self.done else self.limit
+
+    def feed(self, results: list[StoredChunk]) -> None:
+        """Decide a round of store results and plan the next round."""
+        self.rounds += 1
+        for stored in results:
+            if stored.id in self.seen:
+                continue
+            self.seen.add(stored.id)
+            hit = self.guard._decide_hit(self.plan, stored)
+            (self.released if hit.decision.released else self.withheld).append(hit)
+            if len(self.released) >= self.k:
+                self.done = True
+                return
+        if len(results) < self.limit:
+            self.done = True  # the store has nothing more that matches the filter
+            return
+        if self.rounds >= self.guard.max_fetch_rounds or self.limit >= MAX_FETCH_LIMIT:
+            self.done = True
+            self.truncated = True
+            return
+        self.limit = min(self.limit * 2, MAX_FETCH_LIMIT)
+
+
+class Guard:
+    """Guarded retrieval over a store, for any subject.
+
+    ::
+
+        guard = Guard(policy, store, tracer_provider=provider)
+        hits = guard.search(Subject(id="alice", attributes={"clearance": 2}), vector, k=5)
+
+    Returns exactly ``min(k, authorised chunks in the store)`` hits, best first, each
+    released by a policy line (``hit.decision.rule``). Parameters:
+
+    * ``action`` — the ``r.act`` value (default ``"read"``).
+    * ``provenance`` — a verifier run on each authorised hit (``ragguard.ProvenanceCheck``).
+    * ``audit`` / ``audit_required`` — an audit sink; with ``audit_required=True`` a
+      failed audit write fails the retrieval (nothing released).
+    * ``tracer_provider`` / ``capture_content`` — OpenTelemetry; chunk and query text are
+      never recorded unless ``capture_content=True``.
+    * ``exact_search`` — ask the store for exhaustive (non-HNSW) search.
+    * ``max_k`` — the largest ``k`` accepted; ``max_fetch_rounds`` — how many doubling
+      rounds to fetch when hits are withheld after the store's filter.
+
+    A guard holds no per-call state: one instance serves any number of threads.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        store: Store,
+        *,
+        action: str = "read",
+        provenance: ProvenanceVerifier | None = None,
+        audit: AuditSink | None = None,
+        audit_required: bool = False,
+        tracer_provider: Any = None,
+        capture_content: bool = False,
+        exact_search: bool = False,
+        max_k: int = DEFAULT_MAX_K,
+        max_fetch_rounds: int = DEFAULT_MAX_FETCH_ROUNDS,
+    ) -> None:
+        if not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a ragguard.Policy, got {type(policy).__name__}")
+        if not isinstance(store, Store):
+            raise TypeError(f"store must implement ragguard.Store, got {type(store).__name__}")
+        if max_k < 1 or max_fetch_rounds < 1:
+            raise ValueError("max_k and max_fetch_rounds must be at least 1")
+        self.policy = policy
+        self.store = store
+        self.action = action
+        self.provenance = provenance
+        self.audit = audit
+        self.audit_required = audit_required
+        self.exact_search = exact_search
+        self.max_k = max_k
+        self.max_fetch_rounds = max_fetch_rounds
+        self._tracer = RetrievalTracer(tracer_provider, capture_content=capture_content)
+        self._pushdowns: OrderedDict[int, tuple[Plan, Plan, Pushdown]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- planning ------------------------------------------------------------------------
+
+    def plan(self, subject: Subject, action: str | None = None) -> Plan:
+        """The plan for ``subject``, with ``exact`` saying whether this store can push
+        the whole filter down."""
+        return self._plan_and_pushdown(subject, action)[0]
+
+    def _plan_and_pushdown(self, subject: Subject, action: str | None) -> tuple[Plan, Pushdown]:
+        policy_plan = self.policy.plan(subject, action or self.action)
+        key = id(policy_plan)
+        entry = self._pushdowns.get(key)
+        if entry is not None and entry[0] is policy_plan:
+            return entry[1], entry[2]
+        if policy_plan.kind == "deny_all":
+            pushdown = Pushdown(native=None, exact=True, matches_nothing=True)
+        else:
+            try:
+                pushdown = self.store.translate(policy_plan.filter)
+            except RagGuardError:
+                raise
+            except Exception as exc:
+                raise StoreError(f"the store could not translate the plan filter: {exc}") from exc
+        plan = dataclasses.replace(policy_plan, exact=pushdown.exact)
+        with self._lock:
+            # Holding policy_plan keeps its id() from being reused while cached.
+            self._pushdowns[key] = (policy_plan, plan, pushdown)
+            if len(self._pushdowns) > 4096:
+                self._pushdowns.popitem(last=False)
+        return plan, pushdown
+
+    def check(
+        self, subject: Subject, metadata: Mapping[str, Any], action: str | None = None
+    ) -> Decision:
+        """Decide one chunk's metadata for ``subject`` (policy only, no store)."""
+        return self.policy.check(require_subject(subject), metadata, action or self.action)
+
+    # -- searching -----------------------------------------------------------------------
+
+    def search(
+        self,
+        subject: Subject,
+        vector: Sequence[float],
+        k: int = 5,
+        *,
+        action: str | None = None,
+        where: ir.Expr | Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best chunks ``subject`` may read, best first.
+
+        ``where`` narrows further: an IR expression or a mapping of metadata equalities,
+        ANDed with the policy's filter (it can never widen access).
+        """
+        started = time.perf_counter()
+        with self._tracer.retrieval(subject, k) as span:
+            fetch, query = self._start(subject, vector, k, action, where)
+            while (limit := fetch.next_limit()) is not None:
+                fetch.feed(self._store_search(query, limit, fetch.pushdown))
+            return self._finish(fetch, vector, started, span)
+
+    async def asearch(
+        self,
+        subject: Subject,
+        vector: Sequence[float],
+        k: int = 5,
+        *,
+        action: str | None = None,
+        where: ir.Expr | Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        """Async :meth:`search`: uses the store's ``asearch`` if it has one, else a thread."""
+        started = time.perf_counter()
+        with self._tracer.retrieval(subject, k) as span:
+            fetch, query = self._start(subject, vector, k, action, where)
+            native_async = getattr(self.store, "asearch", None)
+            while (limit := fetch.next_limit()) is not None:
+                if native_async is not None:
+                    results = await self._store_asearch(native_async, query, limit, fetch.pushdown)
+                else:
+                    results = await asyncio.to_thread(
+                        self._store_search, query, limit, fetch.pushdown
+                    )
+                fetch.feed(results)
+            return self._finish(fetch, vector, started, span)
+
+    # -- the pipeline's steps ----------------------------------------------------------
+
+    def _start(
+        self,
+        subject: Subject,
+        vector: Sequence[float],
+        k: int,
+        action: str | None,
+        where: ir.Expr | Mapping[str, Any] | None,
+    ) -> tuple[_Fetch, list[float]]:
+        subject = require_subject(subject)
+        k = self._check_k(k)
+        query = self._check_vector(vector)
+        plan, pushdown = self._plan_and_pushdown(subject, action)
+        if where is not None and plan.kind != "deny_all":
+            narrowed = ir.and_(plan.filter, _where_expr(where))
+            pushdown = self.store.translate(narrowed)
+            plan = dataclasses.replace(plan, filter=narrowed, exact=pushdown.exact, kind=(
+                "deny_all" if narrowed == ir.FALSE else "conditional"
+            ))
+            if narrowed == ir.FALSE:
+                pushdown = Pushdown(native=None, exact=True, matches_nothing=True)
+        self._tracer.planned(plan)
+        limit = k if pushdown.exact else min(k * INEXACT_OVERFETCH, MAX_FETCH_LIMIT)
+        fetch = _Fetch(self, subject, plan, pushdown, k, limit)
+        if pushdown.matches_nothing:
+            fetch.done = True  # deny_all: the store is never touched
+        return fetch, query
+
+    def _store_search(self, query: list[float], limit: int, pushdown: Pushdown) -> list[StoredChunk]:
+        try:
+            return self.store.search(query, limit, pushdown, exact=self.exact_search)
+        except StoreError:
+            raise
+        except Exception as exc:  # any store failure: release nothing, say what happened
+            raise StoreError(f"the store failed during search: {type(exc).__name__}: {exc}") from exc
+
+    async def _store_asearch(
+        self, asearch: Any, query: list[float], limit: int, pushdown: Pushdown
+    ) -> list[StoredChunk]:
+        try:
+            results: list[StoredChunk] = await asearch(query, limit, pushdown, exact=self.exact_search)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"the store failed during search: {type(exc).__name__}: {exc}") from exc
+        return results
+
+    def _decide_hit(self, plan: Plan, stored: StoredChunk) -> Hit:
+        text, metadata = stored.text, stored.metadata
+        if text is None or metadata is None:
+            missing = "page_content" if text is None else "metadata"
+            decision = Decision(
+                False, None, f"malformed payload: no usable {missing}", plan.policy_version
+            )
+            return Hit(stored.id, stored.score, text or "", metadata or {}, decision)
+        decision = plan.decide(metadata)
+        verdict: ProvenanceVerdict | None = None
+        if decision.released and self.provenance is not None:
+            try:
+                verdict = self.provenance.verify(text, metadata)
+            except Exception as exc:  # a verifier crash is a failed verification
+                verdict = ProvenanceVerdict("error", False, f"provenance check failed: {type(exc).__name__}")
+            if not verdict.released:
+                decision = decision.denied(f"provenance: {verdict.reason or verdict.status}")
+        return Hit(stored.id, stored.score, text, metadata, decision, verdict)
+
+    def _finish(
+        self, fetch: _Fetch, vector: Sequence[float], started: float, span: Any
+    ) -> list[Hit]:
+        released = sorted(fetch.released, key=lambda h: h.score, reverse=True)[: fetch.k]
+        retrieval = Retrieval(
+            decision_id=str(uuid.uuid4()),
+            started_at=datetime.now(timezone.utc),
+            subject=fetch.subject,
+            plan=fetch.plan,
+            k=fetch.k,
+            query_digest=_query_digest(vector),
+            released=tuple(released),
+            withheld=tuple(fetch.withheld),
+            rounds=fetch.rounds,
+            truncated=fetch.truncated,
+            duration_s=time.perf_counter() - started,
+        )
+        self._tracer.finished(span, retrieval)
+        if self.audit is not None:
+            try:
+                self.audit.record(retrieval)
+            except Exception as exc:
+                if self.audit_required:
+                    raise AuditError(
+                        f"audit write failed, nothing released (audit_required=True): {exc}"
+                    ) from exc
+                logger.warning("ragguard: audit write failed (%s); retrieval continues", exc)
+                self._tracer.audit_failed(span, exc)
+        return released
+
+    # -- input checks ----------------------------------------------------------------------
+
+    def _check_k(self, k: int) -> int:
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise QueryError(f"k must be an integer, got {type(k).__name__}")
+        if k < 1 or k > self.max_k:
+            raise QueryError(f"k must be between 1 and {self.max_k}, got {k}")
+        return k
+
+    def _check_vector(self, vector: Sequence[float]) -> list[float]:
+        try:
+            array = np.asarray(vector, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise QueryError(f"the query vector is not a sequence of numbers: {exc}") from None
+        if array.ndim != 1 or array.shape[0] != self.store.dim:
+            raise QueryError(
+                f"the query vector has shape {array.shape}, the store holds vectors of "
+                f"dimension {self.store.dim}"
+            )
+        if not np.isfinite(array).all():
+            raise QueryError("the query vector contains NaN or infinity")
+        if not array.any():
+            raise QueryError("the query vector is all zeros; it has no direction to search")
+        return [float(x) for x in array]
+
+
+def _where_expr(where: ir.Expr | Mapping[str, Any]) -> ir.Expr:
+    if isinstance(where, Mapping):
+        atoms: list[ir.Expr] = []
+        for name, value in where.items():
+            if isinstance(value, (list, tuple, set, frozenset)):
+                atoms.append(ir.in_(name, list(value)))
+            elif isinstance(value, (str, int, float, bool)):
+                atoms.append(ir.Eq(name, value))
+            else:
+                raise QueryError(f"where[{name!r}] must be a scalar or a list of scalars")
+        return ir.and_(*atoms)
+    return where
+
+
+def _query_digest(vector: Sequence[float]) -> str:
+    array = np.asarray(vector, dtype=np.float32)
+    return hashlib.sha256(array.tobytes()).hexdigest()
+
