@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import casbin
+from casbin.core_enforcer import CoreEnforcer
 
 from ragguard.exceptions import PolicyError, PolicyLoadError
 from ragguard.policy._compiler import MatcherProgram, compile_lines, programs_for
@@ -98,7 +98,7 @@ class Policy:
     @classmethod
     def from_enforcer(cls, enforcer: Any, **options: Any) -> Policy:
         """Wrap a live ``casbin.Enforcer`` (any adapter); see :meth:`reload`."""
-        if not isinstance(enforcer, casbin.CoreEnforcer):
+        if not isinstance(enforcer, CoreEnforcer):
             raise PolicyLoadError(
                 f"expected a casbin.Enforcer, got {type(enforcer).__name__}"
             )
