@@ -1,0 +1,101 @@
+"""Canonical JSON: the exact bytes a provenance signature covers.
+
+Two parties that hold the same metadata must derive the same bytes, whatever the dict
+order, whichever JSON library wrote the payload and however the store round-tripped the
+numbers. The rules (see ``docs/provenance.md``)::
+
+    canonical_json({"b": [1.0, 2.5], "a": "é"}) == '{"a":"é","b":[1,2.5]}'.encode()
+
+* objects: keys must be strings, sorted by Unicode code point; no whitespace anywhere
+  (separators ``,`` and ``:``);
+* strings: written as themselves (``ensure_ascii=False``), encoded as UTF-8, with the
+  minimal JSON escapes (quote, backslash, control characters). **No Unicode
+  normalisation**: U+00E9 (a precomposed e-acute) and U+0065 U+0301 (e + combining acute)
+  are different values, exactly as a store's equality filter sees them, so a tag signed
+  for one never verifies for the other. A string holding a lone surrogate cannot be
+  encoded and is refused;
+* numbers: a float with an integral value is written as that integer (``1.0`` → ``1``,
+  ``-0.0`` → ``0``), because ragguard treats ``1 == 1.0`` (see ``ragguard._values``) and
+  stores may return either; other floats use Python's shortest round-trip form
+  (``repr``). NaN and infinities are refused. ``True``/``False`` are booleans, never
+  numbers (``true`` ≠ ``1``);
+* ``None`` is ``null``; lists and tuples are arrays (order kept);
+* anything else (sets, bytes, datetimes, numpy scalars that are not Python numbers) is
+  refused with :class:`CanonicalizationError` naming where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ragguard.exceptions import ProvenanceError
+
+__all__ = ["CanonicalizationError", "canonical_json", "canonical_value"]
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False,
+    allow_nan=False,
+    sort_keys=True,
+    separators=(",", ":"),
+)
+
+
+class CanonicalizationError(ProvenanceError, ValueError):
+    """A value has no canonical JSON form; ``path`` says where it is (never the value)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        super().__init__(f"{path} {problem}")
+
+
+def canonical_value(value: Any, path: str = "value") -> Any:
+    """``value`` rewritten into plain JSON types with the number rule applied.
+
+    Raises :class:`CanonicalizationError` for anything outside JSON.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)  # a str subclass (StrEnum) is written as its plain value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CanonicalizationError(path, f"is {value!r}; only finite numbers can be signed")
+        return int(value) if value.is_integer() else float(value)
+    if isinstance(value, Mapping):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalizationError(
+                    path, f"has a {type(key).__name__} key; object keys must be strings"
+                )
+            result[key] = canonical_value(item, f"{path}.{key}")
+        return result
+    if isinstance(value, (list, tuple)):
+        return [canonical_value(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    raise CanonicalizationError(
+        path,
+        f"is a {type(value).__name__}; only strings, numbers, booleans, null, "
+        "lists and string-keyed objects can be signed",
+    )
+
+
+def canonical_json(value: Any, path: str = "value") -> bytes:
+    """The canonical UTF-8 JSON bytes of ``value`` (rules in the module docstring).
+
+    ::
+
+        >>> canonical_json({"level": 2.0, "dept": "eng"})
+        b'{"dept":"eng","level":2}'
+    """
+    text = _ENCODER.encode(canonical_value(value, path))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CanonicalizationError(
+            path, "holds a string with a lone surrogate; it is not valid Unicode text"
+        ) from None
