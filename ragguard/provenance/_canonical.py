@@ -48,39 +48,75 @@ class CanonicalizationError(ProvenanceError, ValueError):
 
     def __init__(self, path: str, problem: str) -> None:
         self.path = path
+        self.problem = problem
         super().__init__(f"{path} {problem}")
+
+
+class _Refused(Exception):
+    """Raised deep inside a value; collects the path on the way out (cheap when unused)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.steps: list[str] = []
 
 
 def canonical_value(value: Any, path: str = "value") -> Any:
     """``value`` rewritten into plain JSON types with the number rule applied.
 
-    Raises :class:`CanonicalizationError` for anything outside JSON.
+    Raises :class:`CanonicalizationError` for anything outside JSON, with ``path``
+    extended to the offending field (``value.tags[2]``).
     """
-    if value is None or isinstance(value, bool):
+    try:
+        return _canonical(value)
+    except _Refused as refused:
+        raise CanonicalizationError(
+            path + "".join(reversed(refused.steps)), refused.problem
+        ) from None
+
+
+def _canonical(value: Any) -> Any:
+    kind = type(value)
+    # Exact-type fast paths first: verification runs this on every hit.
+    if kind is str or kind is int or kind is bool or value is None:
         return value
-    if isinstance(value, str):
+    if kind is dict or kind is list:
+        pass
+    elif isinstance(value, bool):
+        return bool(value)
+    elif isinstance(value, str):
         return str(value)  # a str subclass (StrEnum) is written as its plain value
-    if isinstance(value, int):
+    elif isinstance(value, int):
         return int(value)
-    if isinstance(value, float):
+    elif isinstance(value, float):
         if not math.isfinite(value):
-            raise CanonicalizationError(path, f"is {value!r}; only finite numbers can be signed")
+            raise _Refused(f"is {value!r}; only finite numbers can be signed")
         return int(value) if value.is_integer() else float(value)
     if isinstance(value, Mapping):
         result: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise CanonicalizationError(
-                    path, f"has a {type(key).__name__} key; object keys must be strings"
-                )
-            result[key] = canonical_value(item, f"{path}.{key}")
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise _Refused(f"has a {type(key).__name__} key; object keys must be strings")
+                key = str(key)
+            try:
+                result[key] = _canonical(item)
+            except _Refused as refused:
+                refused.steps.append(f".{key}")
+                raise
         return result
     if isinstance(value, (list, tuple)):
-        return [canonical_value(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    raise CanonicalizationError(
-        path,
+        items: list[Any] = []
+        for item in value:
+            try:
+                items.append(_canonical(item))
+            except _Refused as refused:
+                refused.steps.append(f"[{len(items)}]")
+                raise
+        return items
+    raise _Refused(
         f"is a {type(value).__name__}; only strings, numbers, booleans, null, "
-        "lists and string-keyed objects can be signed",
+        "lists and string-keyed objects can be signed"
     )
 
 
