@@ -1,0 +1,59 @@
+"""A tamper-evident audit trail of guarded retrievals.
+
+Write one hash-chained record per retrieval, check the chain later, export it, and
+replay it under another policy::
+
+    from ragguard.audit import JsonlAuditLog, verify_audit_log
+
+    audit = JsonlAuditLog("logs/audit.jsonl", key=audit_key, max_bytes=64 << 20)
+    guard = rg.Guard(policy, store, audit=audit, audit_required=True)
+    ...
+    result = verify_audit_log("logs/audit.jsonl", key=audit_key)
+    assert result, result.error        # names file, line and what is wrong
+
+Records hold who (subject id and a digest of the attributes), when, under which policy
+version and plan, the digest of the query vector, and per chunk the id with the score
+and rule (released) or the reason (withheld). Never chunk text, never query text.
+The command line has ``ragguard audit verify | export | replay`` (see ``docs/audit.md``).
+"""
+
+from ragguard.audit._export import export_records, parse_time, select_records, to_ocsf
+from ragguard.audit._files import audit_files
+from ragguard.audit._log import JsonlAuditLog
+from ragguard.audit._record import (
+    GENESIS_HASH,
+    AuditRecord,
+    DeniedChunk,
+    PlanSummary,
+    ReleasedChunk,
+)
+from ragguard.audit._replay import ReplayChange, ReplayReport, replay_audit_log
+from ragguard.audit._verify import (
+    AuditBreak,
+    AuditEntry,
+    AuditVerification,
+    read_audit_records,
+    verify_audit_log,
+)
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditBreak",
+    "AuditEntry",
+    "AuditRecord",
+    "AuditVerification",
+    "DeniedChunk",
+    "JsonlAuditLog",
+    "PlanSummary",
+    "ReleasedChunk",
+    "ReplayChange",
+    "ReplayReport",
+    "audit_files",
+    "export_records",
+    "parse_time",
+    "read_audit_records",
+    "replay_audit_log",
+    "select_records",
+    "to_ocsf",
+    "verify_audit_log",
+]

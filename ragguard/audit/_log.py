@@ -1,0 +1,449 @@
+"""``JsonlAuditLog``: an append-only, hash-chained JSONL audit sink."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import math
+import os
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from ragguard.audit._files import last_line, rotated_files, rotated_path
+from ragguard.audit._record import (
+    ALG_HMAC,
+    ALG_SHA256,
+    GENESIS_HASH,
+    RECORD_VERSION,
+    canonical_json,
+    chain_hash,
+    normalize_key,
+)
+from ragguard.exceptions import AuditError
+
+if TYPE_CHECKING:
+    from ragguard.guard import Hit, Retrieval
+    from ragguard.policy._plan import Plan
+
+__all__ = ["FsyncPolicy", "JsonlAuditLog"]
+
+FsyncPolicy = Literal["batch", "always", "never"]
+
+DEFAULT_FSYNC_INTERVAL = 1.0
+
+# Writes records built with sorted keys: the same text as canonical_json, minus the sort.
+_FAST_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+_PLAN_DIGESTS_KEPT = 256
+
+
+class JsonlAuditLog:
+    """Append-only JSONL audit log, one hash-chained record per retrieval.
+
+    ::
+
+        audit = JsonlAuditLog("logs/audit.jsonl", key=os.environb[b"AUDIT_KEY"])
+        guard = Guard(policy, store, audit=audit, audit_required=True)
+        ...
+        verify_audit_log("logs/audit.jsonl", key=...)   # -> AuditVerification(ok=True, ...)
+
+    Each record (see :class:`~ragguard.audit.AuditRecord`) carries ``prev_hash``, the
+    hash of the record before it, and ``hash``: SHA-256 of its canonical JSON, or
+    HMAC-SHA256 when ``key`` is given (then nobody without the key can rewrite the
+    chain). Records never contain chunk text or query text.
+
+    * ``fsync`` — ``"always"``: every record is on disk before :meth:`record` returns;
+      ``"batch"`` (default): records are written to the OS at once and fsynced at most
+      every ``fsync_interval`` seconds (checked on each append) and on :meth:`close`,
+      so a power loss can cost the last second, a process crash nothing; ``"never"``:
+      leave it to the OS.
+    * ``max_bytes`` — rotate when the active file would grow past this size: it is
+      renamed ``<stem>.000001<suffix>`` (then ``000002`` ...) and the chain continues
+      in a fresh active file whose first record carries the last hash of the old one.
+    * ``data_source`` — an optional label for the store/collection, written into each
+      record (``data_source``) and used by the OCSF export.
+
+    Appends are safe across threads and processes: each one holds an exclusive
+    ``fcntl.flock`` on ``<path>.lock`` while it reads the chain head and writes its
+    line (POSIX only). A log that ends in a truncated record, or whose last record does
+    not verify under ``key``, is refused with :class:`~ragguard.exceptions.AuditError`
+    rather than extended.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        key: bytes | str | None = None,
+        *,
+        fsync: FsyncPolicy = "batch",
+        max_bytes: int | None = None,
+        fsync_interval: float = DEFAULT_FSYNC_INTERVAL,
+        data_source: str | None = None,
+    ) -> None:
+        if fsync not in ("batch", "always", "never"):
+            raise ValueError(f"fsync must be 'batch', 'always' or 'never', got {fsync!r}")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        if fsync_interval < 0:
+            raise ValueError(f"fsync_interval must not be negative, got {fsync_interval}")
+        try:
+            import fcntl
+        except ImportError as exc:  # pragma: no cover - non-POSIX platforms
+            raise AuditError("JsonlAuditLog needs POSIX file locks (fcntl)") from exc
+        self._fcntl = fcntl
+        self.path = Path(path)
+        self._key = normalize_key(key)
+        self._alg = ALG_SHA256 if self._key is None else ALG_HMAC
+        self.fsync: FsyncPolicy = fsync
+        self.max_bytes = max_bytes
+        self.fsync_interval = fsync_interval
+        self.data_source = data_source
+        self._host = socket.gethostname()
+        self._plan_digests: dict[int, tuple[Plan, str]] = {}
+        self._closed = False
+        self._open()
+
+    # -- public --------------------------------------------------------------------
+
+    @property
+    def keyed(self) -> bool:
+        """Whether records are HMAC-keyed."""
+        return self._key is not None
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """``(seq, hash)`` of the last record this writer appended or saw.
+
+        Keep it somewhere else from time to time (a metrics system, a ticket): it lets
+        :func:`~ragguard.audit.verify_audit_log` (``expect_head=``) detect records cut
+        from the end of the log, which no hash chain can detect by itself.
+        """
+        return self._seq, self._head
+
+    def record(self, retrieval: Retrieval) -> None:
+        """Append one retrieval (the :class:`~ragguard.AuditSink` protocol).
+
+        Raises :class:`~ragguard.exceptions.AuditError` when the record could not be
+        written; with ``Guard(..., audit_required=True)`` that fails the retrieval.
+        """
+        body = self._body(retrieval)
+        try:
+            self._append(body)
+        except AuditError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise AuditError(f"could not append to the audit log {self.path}: {exc}") from exc
+
+    def flush(self) -> None:
+        """fsync everything appended so far (a no-op with ``fsync="never"``)."""
+        with self._thread_lock:
+            if not self._closed and self.fsync != "never":
+                os.fsync(self._fd)
+                self._last_fsync = time.monotonic()
+                self._unsynced = False
+
+    def close(self) -> None:
+        """fsync (unless ``fsync="never"``) and close the files; idempotent."""
+        with self._thread_lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self.fsync != "never" and self._unsynced and self._pid == os.getpid():
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                os.close(self._lock_fd)
+
+    def __enter__(self) -> JsonlAuditLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"JsonlAuditLog({str(self.path)!r}, keyed={self.keyed}, fsync={self.fsync!r})"
+
+    # -- building a record (outside any lock) ---------------------------------------
+
+    def _body(self, retrieval: Retrieval) -> dict[str, Any]:
+        # Keys are inserted in sorted order so that the fast unsorted encoder writes the
+        # canonical form (the verifier re-sorts; tests pin that both agree). ``prev_hash``
+        # and ``seq`` are filled in under the lock.
+        subject = retrieval.subject
+        plan = retrieval.plan
+        return {
+            "action": plan.action,
+            "alg": self._alg,
+            "data_source": self.data_source,
+            "decision_id": retrieval.decision_id,
+            "denied": [_denied(hit) for hit in retrieval.withheld],
+            "duration_ms": round(retrieval.duration_s * 1000.0, 3),
+            "host": self._host,
+            "k": retrieval.k,
+            "plan": {"digest": self._plan_digest(plan), "exact": plan.exact, "kind": plan.kind},
+            "policy_version": plan.policy_version,
+            "prev_hash": None,
+            "query_digest": retrieval.query_digest,
+            "released": [_released(hit) for hit in retrieval.released],
+            "rounds": retrieval.rounds,
+            "seq": None,
+            "subject_digest": subject.fingerprint,
+            "subject_id": subject.id,
+            "time": _utc_text(retrieval.started_at),
+            "truncated": retrieval.truncated,
+            "v": RECORD_VERSION,
+        }
+
+    def _plan_digest(self, plan: Plan) -> str:
+        # Plans are cached by the policy, so the same object recurs: hash it once.
+        entry = self._plan_digests.get(id(plan))
+        if entry is not None and entry[0] is plan:
+            return entry[1]
+        digest = plan.digest
+        if len(self._plan_digests) >= _PLAN_DIGESTS_KEPT:
+            self._plan_digests.clear()
+        self._plan_digests[id(plan)] = (plan, digest)
+        return digest
+
+    # -- files and the chain head (under the locks) ----------------------------------
+
+    def _open(self) -> None:
+        self._pid = os.getpid()
+        self._thread_lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd = self._open_active()
+        self._size: int | None = None
+        self._seq = -1
+        self._head = GENESIS_HASH
+        self._last_fsync = time.monotonic()
+        self._unsynced = False
+        with self._flock():
+            self._sync_head()
+
+    def _open_active(self) -> int:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        return os.open(self.path, flags, 0o600)
+
+    @contextlib.contextmanager
+    def _flock(self) -> Any:
+        self._fcntl.flock(self._lock_fd, self._fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            self._fcntl.flock(self._lock_fd, self._fcntl.LOCK_UN)
+
+    def _reopen_after_fork(self) -> None:
+        # flock locks belong to the open file description, which a fork shares: the
+        # child needs its own descriptors, or parent and child would not exclude each
+        # other. Closing the child's copies leaves the parent's untouched.
+        for fd in (self._fd, self._lock_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._open()
+
+    def _sync_head(self) -> None:
+        """Make the cached chain head current (another process may have appended)."""
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            on_disk = None
+        mine = os.fstat(self._fd)
+        if on_disk is None or (on_disk.st_ino, on_disk.st_dev) != (mine.st_ino, mine.st_dev):
+            # Rotated (or moved away) by someone else: follow the name.
+            os.close(self._fd)
+            self._fd = self._open_active()
+            mine = os.fstat(self._fd)
+            self._size = None
+        if self._size is not None:
+            if mine.st_size == self._size:
+                return
+            if mine.st_size < self._size:
+                raise AuditError(
+                    f"the audit log {self.path} shrank from {self._size} to {mine.st_size} "
+                    "bytes: it was truncated; run `ragguard audit verify` before appending"
+                )
+        self._read_head(mine.st_size)
+
+    def _read_head(self, size: int) -> None:
+        line, where = self._tail(size)
+        if line is None:
+            self._seq, self._head = -1, GENESIS_HASH
+        else:
+            self._seq, self._head = self._check_tail(line, where)
+        self._size = size
+
+    def _tail(self, size: int) -> tuple[bytes | None, Path]:
+        read_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            line = self._last_line(read_fd, size, self.path)
+        finally:
+            os.close(read_fd)
+        if line is not None:
+            return line, self.path
+        # An empty active file continues the newest rotated file.
+        rotated = rotated_files(self.path)
+        if not rotated:
+            return None, self.path
+        previous = rotated[-1][1]
+        read_fd = os.open(previous, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return self._last_line(read_fd, os.fstat(read_fd).st_size, previous), previous
+        finally:
+            os.close(read_fd)
+
+    @staticmethod
+    def _last_line(fd: int, size: int, where: Path) -> bytes | None:
+        try:
+            return last_line(fd, size)
+        except ValueError as exc:
+            raise AuditError(
+                f"refusing to extend {where}: {exc}; run `ragguard audit verify` and move the "
+                "damaged file aside"
+            ) from None
+
+    def _check_tail(self, line: bytes, where: Path) -> tuple[int, str]:
+        try:
+            record = json.loads(line)
+            seq, recorded, alg = record["seq"], record.pop("hash"), record["alg"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise AuditError(
+                f"refusing to extend {where}: its last line is not an audit record"
+            ) from None
+        if alg != self._alg:
+            wanted = "with the key it was written with" if alg == ALG_HMAC else "without a key"
+            raise AuditError(f"refusing to extend {where}: its records are {alg}; open it {wanted}")
+        if not (isinstance(seq, int) and isinstance(recorded, str)):
+            raise AuditError(f"refusing to extend {where}: its last record is malformed")
+        if not hmac.compare_digest(chain_hash(canonical_json(record), self._key), recorded):
+            problem = "the key differs, or the record" if self._key else "the record"
+            raise AuditError(
+                f"refusing to extend {where}: its last record does not verify ({problem} was "
+                "altered); run `ragguard audit verify`"
+            )
+        return seq, recorded
+
+    def _append(self, body: dict[str, Any]) -> None:
+        with self._thread_lock:
+            if self._closed:
+                raise AuditError(f"the audit log {self.path} is closed")
+            if self._pid != os.getpid():
+                self._reopen_after_fork()
+            self._fcntl.flock(self._lock_fd, self._fcntl.LOCK_EX)
+            try:
+                self._sync_head()
+                body["seq"] = self._seq + 1
+                body["prev_hash"] = self._head
+                text = _FAST_ENCODER.encode(body)
+                digest = chain_hash(text, self._key)
+                line = f'{text[:-1]},"hash":"{digest}"}}\n'.encode("ascii")
+                assert self._size is not None
+                if (
+                    self.max_bytes is not None
+                    and self._size
+                    and self._size + len(line) > self.max_bytes
+                ):
+                    self._rotate()
+                self._write(line)
+                self._seq, self._head = body["seq"], digest
+            finally:
+                self._fcntl.flock(self._lock_fd, self._fcntl.LOCK_UN)
+            self._after_write()
+
+    def _write(self, line: bytes) -> None:
+        assert self._size is not None
+        try:
+            written = os.write(self._fd, line)
+            while written < len(line):  # only on a full disk or a signal: finish or undo
+                step = os.write(self._fd, line[written:])
+                if step == 0:
+                    raise OSError("no progress writing the audit record")
+                written += step
+        except OSError:
+            # Never leave half a record behind: it would break the chain for everyone.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise
+        self._size += len(line)
+        self._unsynced = True
+
+    def _rotate(self) -> None:
+        if self.fsync != "never":
+            os.fsync(self._fd)
+        rotated = rotated_files(self.path)
+        number = rotated[-1][0] + 1 if rotated else 1
+        os.rename(self.path, rotated_path(self.path, number))
+        os.close(self._fd)
+        self._fd = self._open_active()
+        self._size = 0
+        self._unsynced = False
+        if self.fsync != "never":
+            _fsync_directory(self.path.parent)
+
+    def _after_write(self) -> None:
+        if self.fsync == "always":
+            os.fsync(self._fd)
+            self._unsynced = False
+        elif self.fsync == "batch":
+            now = time.monotonic()
+            if now - self._last_fsync >= self.fsync_interval:
+                os.fsync(self._fd)
+                self._last_fsync = now
+                self._unsynced = False
+
+
+def _utc_text(moment: datetime) -> str:
+    offset = moment.utcoffset()
+    if offset is None:
+        raise AuditError("Retrieval.started_at must be timezone-aware (UTC)")
+    if offset:
+        moment = moment.astimezone(timezone.utc)
+    # isoformat with fixed microseconds ends in "+00:00" for UTC: write it as "Z".
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _score(value: float) -> float | None:
+    score = float(value)
+    return score if math.isfinite(score) else None
+
+
+def _released(hit: Hit) -> dict[str, Any]:
+    return {
+        "id": hit.id,
+        "provenance": hit.provenance.status if hit.provenance is not None else None,
+        "rule": hit.decision.rule,
+        "score": _score(hit.score),
+    }
+
+
+def _denied(hit: Hit) -> dict[str, Any]:
+    return {
+        "id": hit.id,
+        "provenance": hit.provenance.status if hit.provenance is not None else None,
+        "reason": hit.decision.reason,
+    }
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        # Some filesystems cannot fsync a directory; the rename has happened regardless.
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

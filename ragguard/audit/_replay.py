@@ -1,0 +1,248 @@
+"""Replay: re-decide recorded retrievals under another policy and report what changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from ragguard.audit._record import AuditRecord
+from ragguard.audit._verify import AuditEntry
+from ragguard.exceptions import StoreError
+from ragguard.policy._plan import Decision
+from ragguard.policy._policy import Policy
+from ragguard.stores.base import Store, StoredChunk
+from ragguard.subject import Subject
+
+__all__ = ["ReplayChange", "ReplayReport", "replay_audit_log"]
+
+Outcome = Literal["released", "denied"]
+
+_GET_BATCH = 256
+
+
+@dataclass(frozen=True)
+class ReplayChange:
+    """One chunk whose outcome differs under the replayed policy."""
+
+    decision_id: str
+    time: datetime
+    subject_id: str
+    chunk_id: str
+    before: Outcome
+    after: Outcome
+    before_detail: str | None
+    after_detail: str | None
+
+    def describe(self) -> str:
+        """``alice  chunk c7: released -> denied (deny line 7: ...)`` for people."""
+        detail = f" ({self.after_detail})" if self.after_detail else ""
+        return (
+            f"{self.time:%Y-%m-%d %H:%M:%S}  {self.subject_id}  decision {self.decision_id}  "
+            f"chunk {self.chunk_id}: {self.before} -> {self.after}{detail}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict of the change."""
+        return {
+            "decision_id": self.decision_id,
+            "time": self.time.isoformat(),
+            "subject_id": self.subject_id,
+            "chunk_id": self.chunk_id,
+            "before": self.before,
+            "after": self.after,
+            "before_detail": self.before_detail,
+            "after_detail": self.after_detail,
+        }
+
+
+@dataclass
+class ReplayReport:
+    """What replaying an audit log under another policy found.
+
+    ``changes`` lists every chunk whose outcome flips; ``missing`` the recorded chunks
+    the store no longer holds; ``skipped`` the retrievals whose subject attributes were
+    not supplied (by subject id); ``attributes_changed`` the subjects whose supplied
+    attributes differ from the recorded digest (replayed with the supplied ones);
+    ``not_policy`` counts chunks withheld for reasons a policy cannot change
+    (provenance, malformed payload), which stay withheld.
+    """
+
+    policy_version: str
+    records: int = 0
+    chunks: int = 0
+    changes: list[ReplayChange] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    attributes_changed: set[str] = field(default_factory=set)
+    not_policy: int = 0
+
+    @property
+    def newly_released(self) -> list[ReplayChange]:
+        """Chunks that were withheld and would now be released."""
+        return [c for c in self.changes if c.after == "released"]
+
+    @property
+    def newly_denied(self) -> list[ReplayChange]:
+        """Chunks that were released and would now be withheld."""
+        return [c for c in self.changes if c.after == "denied"]
+
+    def summary_lines(self) -> list[str]:
+        """The report for people, one line each."""
+        lines = [
+            f"replayed {self.records} retrievals ({self.chunks} chunks) under policy "
+            f"{self.policy_version}: {len(self.newly_released)} chunk(s) would now be "
+            f"released, {len(self.newly_denied)} would now be withheld"
+        ]
+        lines += ["  " + change.describe() for change in self.changes]
+        if self.missing:
+            lines.append(f"{len(self.missing)} recorded chunk(s) are no longer in the store")
+        if self.not_policy:
+            lines.append(
+                f"{self.not_policy} chunk(s) were withheld for provenance or malformed payloads; "
+                "a policy cannot release them"
+            )
+        for subject_id, count in sorted(self.skipped.items()):
+            lines.append(
+                f"skipped {count} retrieval(s) of {subject_id!r}: no attributes supplied "
+                "(pass --subject or --subjects)"
+            )
+        for subject_id in sorted(self.attributes_changed):
+            lines.append(
+                f"note: the attributes supplied for {subject_id!r} differ from those recorded; "
+                "replayed with the supplied ones"
+            )
+        lines.append(
+            "replay re-decides the chunks each retrieval considered; a wider policy could "
+            "also have surfaced chunks the store never returned then"
+        )
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict of the report."""
+        return {
+            "policy_version": self.policy_version,
+            "records": self.records,
+            "chunks": self.chunks,
+            "newly_released": len(self.newly_released),
+            "newly_denied": len(self.newly_denied),
+            "changes": [c.to_json() for c in self.changes],
+            "missing": [{"decision_id": d, "chunk_id": c} for d, c in self.missing],
+            "skipped": dict(sorted(self.skipped.items())),
+            "attributes_changed": sorted(self.attributes_changed),
+            "not_policy": self.not_policy,
+        }
+
+
+SubjectLookup = Mapping[str, Subject] | Callable[[str], Subject | None]
+
+
+def replay_audit_log(
+    entries: Iterable[AuditEntry | AuditRecord],
+    policy: Policy,
+    store: Store,
+    subjects: SubjectLookup,
+) -> ReplayReport:
+    """Re-decide every recorded chunk under ``policy``; report what would change.
+
+    ::
+
+        new_policy = Policy.from_casbin("model.conf", "policy-v2.csv")
+        report = replay_audit_log(
+            read_audit_records("audit.jsonl"), new_policy, EdgeStore.open("data/shard"),
+            {"alice": Subject(id="alice", attributes={"clearance": 2})},
+        )
+        for change in report.newly_denied:
+            print(change.describe())
+
+    The chunks' metadata is read from ``store`` by id (it is never in the log).
+    ``subjects`` maps a subject id to the :class:`Subject` to replay with (a mapping or
+    a function); a subject that is not supplied is replayed with no attributes when
+    that matches the recorded digest, and skipped otherwise.
+    """
+    report = ReplayReport(policy_version=policy.version)
+    lookup = subjects.get if isinstance(subjects, Mapping) else subjects
+    metadata: dict[str, StoredChunk | None] = {}
+    for item in entries:
+        record = item.record if isinstance(item, AuditEntry) else item
+        subject = _subject_for(record, lookup, report)
+        if subject is None:
+            report.skipped[record.subject_id] = report.skipped.get(record.subject_id, 0) + 1
+            continue
+        report.records += 1
+        ids = [c.id for c in record.released] + [c.id for c in record.denied]
+        _fetch(store, [i for i in ids if i not in metadata], metadata)
+        plan = policy.plan(subject, record.action)
+        for chunk in record.released:
+            _replay_chunk(report, record, chunk.id, "released", chunk.rule, metadata, plan.decide)
+        for denied in record.denied:
+            if _not_a_policy_denial(denied.reason):
+                report.chunks += 1
+                report.not_policy += 1
+                continue
+            _replay_chunk(report, record, denied.id, "denied", denied.reason, metadata, plan.decide)
+    return report
+
+
+def _subject_for(
+    record: AuditRecord, lookup: Callable[[str], Subject | None], report: ReplayReport
+) -> Subject | None:
+    subject = lookup(record.subject_id)
+    if subject is not None:
+        if subject.fingerprint != record.subject_digest:
+            report.attributes_changed.add(record.subject_id)
+        return subject
+    bare = Subject(id=record.subject_id)
+    return bare if bare.fingerprint == record.subject_digest else None
+
+
+def _fetch(store: Store, ids: Sequence[str], into: dict[str, StoredChunk | None]) -> None:
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _GET_BATCH):
+        batch = unique[start : start + _GET_BATCH]
+        try:
+            found = store.get(batch)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"the store failed while reading chunks for replay: {exc}") from exc
+        for chunk in found:
+            into[chunk.id] = chunk
+        for chunk_id in batch:
+            into.setdefault(chunk_id, None)
+
+
+def _not_a_policy_denial(reason: str | None) -> bool:
+    return bool(reason) and str(reason).startswith(("provenance:", "malformed payload"))
+
+
+def _replay_chunk(
+    report: ReplayReport,
+    record: AuditRecord,
+    chunk_id: str,
+    before: Outcome,
+    before_detail: str | None,
+    metadata: Mapping[str, StoredChunk | None],
+    decide: Callable[[Any], Decision],
+) -> None:
+    report.chunks += 1
+    stored = metadata.get(chunk_id)
+    if stored is None:
+        report.missing.append((record.decision_id, chunk_id))
+        return
+    decision = decide(stored.metadata)
+    after: Outcome = "released" if decision.released else "denied"
+    if after != before:
+        report.changes.append(
+            ReplayChange(
+                decision_id=record.decision_id,
+                time=record.time,
+                subject_id=record.subject_id,
+                chunk_id=chunk_id,
+                before=before,
+                after=after,
+                before_detail=before_detail,
+                after_detail=decision.rule if decision.released else decision.reason,
+            )
+        )
