@@ -58,6 +58,8 @@ class Tenant:
     incident_count: int
     dispute: str
     dispute_amount: int
+    regulatory_matter: str
+    founded: int
     cloud_region: str
 
 
@@ -108,6 +110,11 @@ TENANTS: tuple[Tenant, ...] = (
         incident_count=2314,
         dispute="Roadrunner Carriers LLC v. Acme Logistics",
         dispute_amount=6_200_000,
+        regulatory_matter=(
+            "a Federal Motor Carrier Safety Administration inquiry into how long we keep "
+            "driver-hours data"
+        ),
+        founded=2011,
         cloud_region="eu-west-1",
     ),
     Tenant(
@@ -120,7 +127,7 @@ TENANTS: tuple[Tenant, ...] = (
         customers=("Umbrella Outfitters", "Stark Home Goods", "Wayne Travel", "Kessler Pharmacy"),
         competitor="Stripewell",
         people={
-            "engineering": "carol",
+            "engineering": "kenji",
             "eng_lead": "mei",
             "finance": "dmitri",
             "cfo": "hank",
@@ -130,7 +137,7 @@ TENANTS: tuple[Tenant, ...] = (
             "ceo": "victor",
         },
         names={
-            "carol": "Carol Nguyen",
+            "kenji": "Kenji Watanabe",
             "mei": "Mei Tanaka",
             "dmitri": "Dmitri Volkov",
             "hank": "Hank Scorpio",
@@ -154,8 +161,13 @@ TENANTS: tuple[Tenant, ...] = (
         ),
         incident_data="merchant account settings, including payout bank account numbers",
         incident_count=412,
-        dispute="State Department of Financial Protection examination",
-        dispute_amount=1_750_000,
+        dispute="Brightline Merchants Association v. Globex Payments (chargeback fees)",
+        dispute_amount=9_750_000,
+        regulatory_matter=(
+            "the state money-transmitter licence examination by the Department of "
+            "Financial Protection"
+        ),
+        founded=2016,
         cloud_region="us-east-1",
     ),
     Tenant(
@@ -212,6 +224,11 @@ TENANTS: tuple[Tenant, ...] = (
         incident_count=37,
         dispute="Hernandez et al. v. Initech (unpaid overtime, collective action)",
         dispute_amount=3_400_000,
+        regulatory_matter=(
+            "a Department of Labor review of how Initech TPS calculates overtime for "
+            "customers' employees"
+        ),
+        founded=2004,
         cloud_region="us-west-2",
     ),
 )
@@ -222,7 +239,7 @@ def money(amount: float) -> str:
     return f"${round(amount):,}"
 
 
-def millions(amount: int) -> str:
+def millions(amount: float) -> str:
     """$48.5M style."""
     return f"${amount / 1_000_000:.1f}M".replace(".0M", "M")
 
@@ -237,13 +254,45 @@ def date(rng: random.Random, year: int = 2025) -> str:
     return f"{year}-{rng.randint(1, 11):02d}-{rng.randint(1, 28):02d}"
 
 
-def base_slots(tenant: Tenant, index: int, rng: random.Random) -> Slots:
+def tenant_facts(tenant: Tenant, rng: random.Random) -> Slots:
+    """Figures that must agree across one tenant's documents (headcount, payroll...)."""
+    headcount = rng.randint(160, 420)
+    average_pay = 150_000 * tenant.pay_multiplier
+    return {
+        "headcount": str(headcount),
+        "payroll": millions(round(headcount * average_pay / 12, -5)),
+        "revenue": millions(rng.randint(38, 95) * 250_000),
+        "gross_margin": str(rng.randint(68, 81)),
+        "runway": str(rng.randint(19, 41)),
+        "nrr": str(rng.randint(104, 128)),
+        "merit": f"{rng.randint(25, 45) / 10:.1f}%",
+        "ceo_salary": money(round(rng.randint(240, 320) * 1000 * tenant.pay_multiplier, -3)),
+        "founded": str(tenant.founded),
+        "regulatory_matter": tenant.regulatory_matter,
+    }
+
+
+def customer_figures(rng: random.Random) -> tuple[tuple[int, int], ...]:
+    """(seats, annual fee) per customer, so every document about a customer agrees."""
+    figures = []
+    for _ in range(4):
+        seats = rng.randint(8, 60) * 50
+        figures.append((seats, round(seats * rng.choice([780, 900, 960, 1020]), -4)))
+    return tuple(figures)
+
+
+def base_slots(
+    tenant: Tenant, index: int, rng: random.Random, figures: tuple[tuple[int, int], ...]
+) -> Slots:
     """Facts every template may use: the tenant's, plus seeded per-document values."""
     people = tenant.people
     names = tenant.names
     services = tenant.services
     customers = tenant.customers
     quarter = rng.randint(1, 4)
+    seats, arr = figures[index % 4]
+    term = rng.choice([2, 3])
+    discount = rng.choice([10, 12, 15, 18, 20, 22, 25])
     slots: Slots = {
         "company": tenant.company,
         "product": tenant.product,
@@ -290,16 +339,14 @@ def base_slots(tenant: Tenant, index: int, rng: random.Random) -> Slots:
         "ticket": f"{tenant.key.upper()[:3]}-{rng.randint(1200, 9800)}",
         "pr": str(rng.randint(1800, 7400)),
         "version": f"{rng.randint(2, 5)}.{rng.randint(0, 19)}.{rng.randint(0, 9)}",
-        "arr": millions(rng.randint(18, 140) * 100_000),
-        "big_arr": millions(rng.randint(9, 30) * 1_000_000),
-        "revenue": millions(rng.randint(38, 95) * 1_000_000 // 4),
+        "arr": millions(arr),
+        "expansion": millions(round(arr * rng.choice([0.2, 0.3, 0.4]), -4)),
+        "tcv": millions(round(arr * term * (100 - discount) / 100, -4)),
         "burn": millions(rng.randint(12, 48) * 100_000),
-        "runway": str(rng.randint(19, 41)),
-        "headcount": str(rng.randint(160, 420)),
         "hires": str(rng.randint(8, 36)),
-        "seats": f"{rng.randint(4, 60) * 50:,}",
-        "discount": str(rng.choice([10, 12, 15, 18, 20, 22, 25])),
-        "term": str(rng.choice([2, 3])),
+        "seats": f"{seats:,}",
+        "discount": str(discount),
+        "term": str(term),
         "liability": str(rng.choice([12, 18, 24])),
         "sla": rng.choice(["99.9", "99.95", "99.99"]),
         "credit": str(rng.choice([5, 10, 15, 25])),
@@ -309,12 +356,10 @@ def base_slots(tenant: Tenant, index: int, rng: random.Random) -> Slots:
         "per_diem": money(rng.choice([55, 65, 75, 90])),
         "hotel_cap": money(rng.choice([180, 220, 250, 275])),
         "approval": money(rng.choice([2500, 5000, 10000])),
-        "merit": f"{rng.randint(25, 45) / 10:.1f}%",
         "amount": money(rng.randint(40, 900) * 1000),
         "pipeline": millions(rng.randint(30, 120) * 100_000),
+        "bookings": millions(rng.randint(20, 60) * 100_000),
         "win_rate": str(rng.randint(18, 34)),
-        "nrr": str(rng.randint(104, 128)),
-        "gross_margin": str(rng.randint(68, 81)),
         "eng_band_l3": band(tenant, 118_000, 142_000),
         "eng_band_l4": band(tenant, 138_000, 166_000),
         "eng_band_l5": band(tenant, 165_000, 198_000),
@@ -328,7 +373,6 @@ def base_slots(tenant: Tenant, index: int, rng: random.Random) -> Slots:
         "raise_a": money(round(rng.randint(150, 240) * 1000 * tenant.pay_multiplier, -3)),
         "raise_b": money(round(rng.randint(120, 190) * 1000 * tenant.pay_multiplier, -3)),
         "retention": money(rng.choice([40, 60, 75, 90]) * 1000),
-        "payroll": millions(rng.randint(28, 64) * 1_000_000 // 12),
         "severance": str(rng.choice([8, 10, 12, 16])),
         "layoff": str(rng.randint(14, 41)),
     }
@@ -577,7 +621,7 @@ DOC_TYPES: tuple[DocType, ...] = (
         source="https://docs.{domain}/api/overview",
         chunks=(
             (
-                "{product} API overview: authenticate with an API key in the `Authorization: "
+                "Developer documentation for {product}: authenticate with an API key in the `Authorization: "
                 "Bearer` header; all endpoints are served over HTTPS from api.{domain}. Rate "
                 "limits are 100 requests per second per key; responses include "
                 "`X-RateLimit-Remaining`.",
@@ -647,8 +691,8 @@ DOC_TYPES: tuple[DocType, ...] = (
         chunks=(
             (
                 "Board minutes, {date} (strictly confidential). {cfo} presented "
-                "{codename}, the codename for {deal_summary}. The board authorised a "
-                "non-binding offer price of {deal_value}.",
+                "{codename}, the codename for {deal_summary}. The board approved "
+                "proceeding at an offer price of {deal_value} (non-binding).",
             ),
             (
                 "{codename} terms discussed: {deal_value} total, {deal_cash} in cash and "
@@ -678,15 +722,15 @@ DOC_TYPES: tuple[DocType, ...] = (
             (
                 "{quarter} forecast: revenue {revenue}, net revenue retention {nrr}%, gross "
                 "margin {gross_margin}%. Monthly burn {burn}; runway {runway} months at the "
-                "current plan. Largest risk: renewal of {customer} ({big_arr} ARR).",
+                "current plan. Largest risk: renewal of {customer} ({arr} ARR).",
                 "Financial forecast for {quarter}: we expect {revenue} in revenue and a "
                 "{gross_margin}% gross margin. Net burn {burn} per month. Two renewals "
                 "({customer}, {other_customer}) account for most of the variance.",
             ),
             (
                 "Forecast assumptions: {hires} net new hires, cloud spend flat, a {merit} "
-                "merit increase in April. Downside case (loss of {customer}) cuts runway to "
-                "{small_pct} months fewer than plan.",
+                "merit increase in April. Downside case (loss of {customer}) shortens "
+                "runway by {small_pct} months.",
             ),
         ),
     ),
@@ -770,7 +814,7 @@ DOC_TYPES: tuple[DocType, ...] = (
         chunks=(
             (
                 "Payroll register, {date}: gross payroll {payroll} for the month. Top five "
-                "earners are the executive team; the CEO's base salary is {raise_a} plus "
+                "earners are the executive team; the CEO's base salary is {ceo_salary} plus "
                 "bonus. Bank file sent to the payroll provider on the 25th.",
             ),
             (
@@ -807,7 +851,7 @@ DOC_TYPES: tuple[DocType, ...] = (
         source="https://www.{domain}/about",
         chunks=(
             (
-                "About {company}: founded in 2014, {headcount} employees, offices in three "
+                "About {company}: founded in {founded}, {headcount} employees, offices in three "
                 "countries. {product} serves more than 1,200 business customers.",
             ),
             (
@@ -1116,7 +1160,8 @@ DOC_TYPES: tuple[DocType, ...] = (
                 "engineering to supply the timeline.",
             ),
             (
-                "Open regulatory matters: {dispute}; a tax audit of FY2023 R&D credits. "
+                "Open regulatory matters: {regulatory_matter}; a tax audit of FY2023 R&D "
+                "credits. "
                 "Potential fines are not yet reserved. Board informed at the last meeting.",
             ),
         ),
@@ -1261,11 +1306,11 @@ DOC_TYPES: tuple[DocType, ...] = (
         source="gdrive://{tenant}/sales/pipeline-{quarter}.pptx",
         chunks=(
             (
-                "{quarter} pipeline review: {pipeline} weighted pipeline against a target of "
-                "{revenue}; win rate {win_rate}%. Commit deals: {customer} expansion "
-                "({arr}), {other_customer} new logo.",
+                "{quarter} pipeline review: {pipeline} weighted pipeline against a bookings "
+                "target of {bookings}; win rate {win_rate}%. Commit deals: {customer} expansion "
+                "({expansion}), {other_customer} new logo.",
                 "Pipeline for {quarter}: commit {pipeline}, best case 20% higher. Biggest "
-                "deals are {customer} ({arr}) and {third_customer}. {competitor} is in three "
+                "deals are {customer} ({expansion} expansion) and {third_customer}. {competitor} is in three "
                 "of our top ten opportunities.",
             ),
             (
@@ -1285,7 +1330,7 @@ DOC_TYPES: tuple[DocType, ...] = (
         source="gdrive://{tenant}/sales/strategic/{customer_slug}.docx",
         chunks=(
             (
-                "Strategic deal with {customer}: {term}-year renewal at {big_arr} total "
+                "Strategic deal with {customer}: {term}-year renewal at {tcv} total "
                 "contract value with a {discount}% discount and most-favoured-customer "
                 "pricing, approved by the CEO as an exception.",
             ),
@@ -1375,9 +1420,11 @@ def documents() -> list[dict[str, object]]:
     rng = random.Random(SEED)
     records: list[dict[str, object]] = []
     for tenant in TENANTS:
+        facts = tenant_facts(tenant, rng)
+        figures = customer_figures(rng)
         for doc_type in DOC_TYPES:
             for index in range(doc_type.count):
-                slots = base_slots(tenant, index, rng)
+                slots = {**facts, **base_slots(tenant, index, rng, figures)}
                 slots["customer_slug"] = slug(slots["customer"])
                 slots["competitor_slug"] = slug(slots["competitor"])
                 if doc_type.extra is not None:
