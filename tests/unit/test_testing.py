@@ -200,6 +200,17 @@ def test_runbook_question_ranks_runbook_above_salary_chunk() -> None:
     assert kinds.index("runbook") < kinds.index("salary_bands")
 
 
+def test_embedder_works_as_langchain_embeddings() -> None:
+    """LangChain accepts the embedder by duck typing: an in-memory vector store ranks with it."""
+    vectorstores = pytest.importorskip("langchain_core.vectorstores")
+    store = vectorstores.InMemoryVectorStore(embedding=HashEmbedder())
+    store.add_texts(
+        ["Engineering salary bands for L5 and L6", "Runbook: restart the ledger service"]
+    )
+    [best] = store.similarity_search("what are the salary bands?", k=1)
+    assert best.page_content.startswith("Engineering salary bands")
+
+
 def test_embedder_handles_ten_thousand_texts_quickly() -> None:
     """10,000 short, mostly distinct texts embed in under two seconds on a fresh embedder."""
     texts = [
