@@ -1,17 +1,50 @@
 """OpenTelemetry spans for guarded retrievals (``opentelemetry-api`` only).
 
-One span ``ragguard.retrieve`` per search, one event per considered chunk::
+One span per search, one event per chunk the guard considered::
 
-    span ragguard.retrieve
-      ragguard.subject.id, ragguard.k, ragguard.policy.version, ragguard.plan.kind,
-      ragguard.plan.exact, ragguard.plan.digest, ragguard.released.count,
-      ragguard.denied.count, ragguard.unverified.count, ragguard.fetch.rounds,
-      ragguard.fetch.truncated, db.system.name = "qdrant", gen_ai.operation.name = "retrieval"
-      event ragguard.chunk.released  {ragguard.chunk.id, ragguard.chunk.score, ragguard.rule}
-      event ragguard.chunk.denied    {ragguard.chunk.id, ragguard.chunk.score, ragguard.reason}
+    provider, exporter = ragguard.testing.in_memory_tracing()   # or your SDK provider
+    guard = Guard(policy, store, tracer_provider=provider)
+    guard.search(alice, vector, k=5)
+    [span] = exporter.get_finished_spans()
+    span.attributes["ragguard.released.count"]                  # -> 5
 
-No chunk text and no query text are recorded unless ``capture_content=True``. Pass
-``tracer_provider=`` (like every OpenTelemetry instrumentation); ragguard never installs
+Span ``ragguard.retrieve`` (kind ``INTERNAL``); names from the OpenTelemetry GenAI
+*retrieval* and general conventions where one exists, ``ragguard.*`` otherwise:
+
+=================================  ==========  =============================================
+attribute                          type        meaning
+=================================  ==========  =============================================
+``gen_ai.operation.name``          string      ``"retrieval"`` (GenAI retrieval span)
+``gen_ai.request.top_k``           double      ``k``, the number of chunks asked for
+``gen_ai.data_source.id``          string      the store's collection, when it names one
+``db.system.name``                 string      the store's engine (``"qdrant"``), if known
+``db.collection.name``             string      the store's collection, when it names one
+``enduser.id``                     string      the subject id (not set when pseudonymised)
+``enduser.pseudo.id``              string      HMAC-SHA256 of the subject id, when keyed
+``ragguard.policy.version``        string      content hash of the policy in force
+``ragguard.plan.kind``             string      ``allow_all`` / ``deny_all`` / ``conditional``
+``ragguard.plan.exact``            boolean     whether the store ran the whole filter
+``ragguard.plan.digest``           string      SHA-256 of version, action and filter
+``ragguard.released.count``        int         chunks returned to the caller
+``ragguard.denied.count``          int         chunks the store returned but were withheld
+``ragguard.unverified.count``      int         released chunks without a provenance tag
+``ragguard.fetch.rounds``          int         store queries made (over-fetch rounds)
+``ragguard.fetch.truncated``       boolean     rounds ran out before ``k`` were found
+``ragguard.decision.id``           string      the audit record's ``decision_id``
+``error.type``                     string      exception class, when the search failed
+``gen_ai.retrieval.documents``     string      opt-in: JSON ``[{id, score}]`` of released
+=================================  ==========  =============================================
+
+Events ``ragguard.chunk.released`` (``ragguard.chunk.id``, ``ragguard.chunk.score``,
+``ragguard.rule``) and ``ragguard.chunk.denied`` (``ragguard.chunk.id``,
+``ragguard.chunk.score``, ``ragguard.reason``), both with
+``ragguard.provenance.status`` when provenance was checked; ``ragguard.audit.failed``
+(``error.type``) when a non-required audit write failed.
+
+No chunk text and no query text are recorded unless ``capture_content=True`` (which
+adds ``ragguard.chunk.text`` to each event and the opt-in ``gen_ai.retrieval.documents``
+to the span). The guard never sees query text, only the vector. Pass
+``tracer_provider=`` like every OpenTelemetry instrumentation; ragguard never installs
 a global provider. A broken tracer or exporter never breaks a retrieval.
 """
 
@@ -20,23 +53,35 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span
 
 if TYPE_CHECKING:
     from ragguard.guard import Hit, Retrieval
     from ragguard.policy._plan import Plan
     from ragguard.subject import Subject
 
-__all__ = ["SPAN_NAME", "RetrievalTracer"]
+__all__ = [
+    "EVENT_AUDIT_FAILED",
+    "EVENT_DENIED",
+    "EVENT_RELEASED",
+    "SPAN_NAME",
+    "RetrievalTracer",
+    "pseudonymize",
+]
 
 SPAN_NAME = "ragguard.retrieve"
 EVENT_RELEASED = "ragguard.chunk.released"
 EVENT_DENIED = "ragguard.chunk.denied"
+EVENT_AUDIT_FAILED = "ragguard.audit.failed"
+
+PSEUDONYM_LENGTH = 32
+_PLAN_DIGESTS_KEPT = 256
 
 logger = logging.getLogger("ragguard")
 
@@ -50,11 +95,50 @@ def _version() -> str:
         return "0"
 
 
+def pseudonymize(subject_id: str, key: bytes) -> str:
+    """The pseudonym exported for ``subject_id``: HMAC-SHA256 under ``key``, 32 hex digits.
+
+    Stable for one key (so one user's retrievals still group together), unlinkable to
+    the id without the key::
+
+        pseudonymize("alice", b"trace-key")   # -> '5b0c...' (32 hex characters)
+    """
+    digest = hmac.new(key, subject_id.encode("utf-8"), hashlib.sha256)
+    return digest.hexdigest()[:PSEUDONYM_LENGTH]
+
+
+def _store_attributes(store: object) -> dict[str, str]:
+    """What a store says about itself for traces: ``db_system_name`` and ``collection``.
+
+    Both are optional attributes of the store object; nothing is guessed.
+    """
+    attributes: dict[str, str] = {}
+    system = getattr(store, "db_system_name", None)
+    if isinstance(system, str) and system:
+        attributes["db.system.name"] = system
+    collection = getattr(store, "collection", None)
+    if isinstance(collection, str) and collection:
+        attributes["db.collection.name"] = collection
+        attributes["gen_ai.data_source.id"] = collection
+    return attributes
+
+
 class RetrievalTracer:
     """Records retrievals as spans; every call is guarded so tracing cannot fail a search.
 
-    ``pseudonymize_key``: when given, subject ids are exported as an HMAC-SHA256 of the
-    id under that key (hex, truncated to 32 characters) instead of the id itself.
+    ::
+
+        tracer = RetrievalTracer(provider, pseudonymize_key=b"trace-key")
+        with tracer.retrieval(subject, k=5) as span:
+            ...
+            tracer.finished(span, retrieval)
+
+    * ``capture_content`` — also record chunk text and the released documents list.
+    * ``pseudonymize_key`` — export ``enduser.pseudo.id`` (:func:`pseudonymize`) instead
+      of ``enduser.id``, for deployments that must not export user ids.
+    * ``data_source`` — the store; its optional ``db_system_name`` and ``collection``
+      attributes become ``db.system.name``, ``db.collection.name`` and
+      ``gen_ai.data_source.id``.
     """
 
     def __init__(
@@ -62,85 +146,116 @@ class RetrievalTracer:
         tracer_provider: Any = None,
         *,
         capture_content: bool = False,
-        pseudonymize_key: bytes | None = None,
+        pseudonymize_key: bytes | str | None = None,
+        data_source: object = None,
     ) -> None:
         self.capture_content = capture_content
+        if isinstance(pseudonymize_key, str):
+            pseudonymize_key = pseudonymize_key.encode("utf-8")
+        if pseudonymize_key is not None and not pseudonymize_key:
+            raise ValueError("pseudonymize_key must not be empty (pass None to export ids)")
         self._pseudonymize_key = pseudonymize_key
-        self._tracer = trace.get_tracer(
-            "ragguard", _version(), tracer_provider=tracer_provider
-        )
+        self._static = {"gen_ai.operation.name": "retrieval", **_store_attributes(data_source)}
+        self._plan_digests: dict[int, tuple[Plan, str]] = {}
+        self._tracer = trace.get_tracer("ragguard", _version(), tracer_provider=tracer_provider)
 
-    def subject_label(self, subject_id: str) -> str:
-        """The subject id as exported (pseudonymised when a key is configured)."""
+    def subject_attribute(self, subject_id: str) -> tuple[str, str]:
+        """``("enduser.id", id)``, or ``("enduser.pseudo.id", pseudonym)`` when keyed."""
         if self._pseudonymize_key is None:
-            return subject_id
-        digest = hmac.new(self._pseudonymize_key, subject_id.encode("utf-8"), hashlib.sha256)
-        return digest.hexdigest()[:32]
+            return "enduser.id", subject_id
+        return "enduser.pseudo.id", pseudonymize(subject_id, self._pseudonymize_key)
 
     @contextlib.contextmanager
     def retrieval(self, subject: Subject | None, k: object) -> Iterator[Span]:
-        """A span around one search; exceptions set the status and are recorded."""
+        """A span around one search; an exception sets ``error.type``, the status and an
+        exception event, then propagates."""
         with self._tracer.start_as_current_span(
             SPAN_NAME,
             kind=trace.SpanKind.INTERNAL,
+            attributes=self._start_attributes(subject, k),
             record_exception=True,
             set_status_on_exception=True,
         ) as span:
-            self._safely(self._start_attributes, span, subject, k)
-            yield span
+            try:
+                yield span
+            except BaseException as exc:
+                self._safely(span.set_attribute, "error.type", _error_type(exc))
+                raise
 
     def planned(self, plan: Plan) -> None:
         """Attach the plan to the current span."""
         span = trace.get_current_span()
+        if not span.is_recording():
+            return
         self._safely(
             span.set_attributes,
             {
                 "ragguard.policy.version": plan.policy_version,
                 "ragguard.plan.kind": plan.kind,
                 "ragguard.plan.exact": plan.exact,
-                "ragguard.plan.digest": plan.digest,
+                "ragguard.plan.digest": self._plan_digest(plan),
             },
         )
 
     def finished(self, span: Span, retrieval: Retrieval) -> None:
         """Counts and one event per considered chunk."""
-        self._safely(self._finish, span, retrieval)
+        if span.is_recording():
+            self._safely(self._finish, span, retrieval)
 
     def audit_failed(self, span: Span, error: BaseException) -> None:
         """Note a non-fatal audit failure on the span."""
-        self._safely(
-            span.add_event, "ragguard.audit.failed", {"error.type": type(error).__name__}
-        )
+        self._safely(span.add_event, EVENT_AUDIT_FAILED, {"error.type": _error_type(error)})
 
     # -- internals -------------------------------------------------------------------
 
-    def _start_attributes(self, span: Span, subject: Subject | None, k: object) -> None:
-        span.set_attribute("gen_ai.operation.name", "retrieval")
-        span.set_attribute("db.system.name", "qdrant")
-        if subject is not None and hasattr(subject, "id"):
-            span.set_attribute("ragguard.subject.id", self.subject_label(subject.id))
-        if isinstance(k, int):
-            span.set_attribute("ragguard.k", k)
+    def _start_attributes(self, subject: Subject | None, k: object) -> dict[str, Any]:
+        attributes: dict[str, Any] = dict(self._static)
+        try:
+            subject_id = getattr(subject, "id", None)
+            if isinstance(subject_id, str):
+                name, value = self.subject_attribute(subject_id)
+                attributes[name] = value
+            if isinstance(k, int) and not isinstance(k, bool):
+                attributes["gen_ai.request.top_k"] = float(k)
+        except Exception:  # tracing must never break a retrieval
+            logger.debug("ragguard: could not build span attributes", exc_info=True)
+        return attributes
+
+    def _plan_digest(self, plan: Plan) -> str:
+        entry = self._plan_digests.get(id(plan))
+        if entry is not None and entry[0] is plan:
+            return entry[1]
+        digest = plan.digest
+        if len(self._plan_digests) >= _PLAN_DIGESTS_KEPT:
+            self._plan_digests.clear()
+        self._plan_digests[id(plan)] = (plan, digest)
+        return digest
 
     def _finish(self, span: Span, retrieval: Retrieval) -> None:
         unverified = sum(
-            1 for hit in retrieval.released if hit.provenance and hit.provenance.status == "unsigned"
+            1
+            for hit in retrieval.released
+            if hit.provenance is not None and hit.provenance.status == "unsigned"
         )
-        span.set_attributes(
-            {
-                "ragguard.released.count": len(retrieval.released),
-                "ragguard.denied.count": len(retrieval.withheld),
-                "ragguard.unverified.count": unverified,
-                "ragguard.fetch.rounds": retrieval.rounds,
-                "ragguard.fetch.truncated": retrieval.truncated,
-                "ragguard.decision.id": retrieval.decision_id,
-            }
-        )
+        attributes: dict[str, Any] = {
+            "ragguard.released.count": len(retrieval.released),
+            "ragguard.denied.count": len(retrieval.withheld),
+            "ragguard.unverified.count": unverified,
+            "ragguard.fetch.rounds": retrieval.rounds,
+            "ragguard.fetch.truncated": retrieval.truncated,
+            "ragguard.decision.id": retrieval.decision_id,
+        }
+        if self.capture_content:
+            attributes["gen_ai.retrieval.documents"] = json.dumps(
+                [{"id": hit.id, "score": float(hit.score)} for hit in retrieval.released]
+            )
+        span.set_attributes(attributes)
         for hit in retrieval.released:
             span.add_event(EVENT_RELEASED, self._event(hit, "ragguard.rule", hit.decision.rule))
         for hit in retrieval.withheld:
             span.add_event(EVENT_DENIED, self._event(hit, "ragguard.reason", hit.decision.reason))
-        span.set_status(Status(StatusCode.OK))
+        # The status stays UNSET on success (instrumentation libraries leave OK to the
+        # application): an OK here would be final and hide a later audit failure.
 
     def _event(self, hit: Hit, key: str, value: str | None) -> dict[str, Any]:
         attributes: dict[str, Any] = {
@@ -160,3 +275,9 @@ class RetrievalTracer:
             function(*args)
         except Exception:  # tracing must never break a retrieval
             logger.debug("ragguard: tracing call failed", exc_info=True)
+
+
+def _error_type(error: BaseException) -> str:
+    kind = type(error)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"

@@ -1,0 +1,322 @@
+"""Spans: one per search, one event per considered chunk, and no content unless asked."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+import ragguard as rg
+from ragguard.audit import JsonlAuditLog, read_audit_records
+from ragguard.policy import ir
+from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk
+from ragguard.testing import HashEmbedder, in_memory_tracing, sample_corpus
+from ragguard.tracing import RetrievalTracer, pseudonymize
+
+MODEL = """
+[request_definition]
+r = sub, obj, act
+
+[policy_definition]
+p = sub, act
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = r.obj.tenant == r.sub.tenant && r.obj.level <= r.sub.clearance && r.act == p.act
+"""
+POLICY = "p, anyone, read\n"
+DIM = 128
+QUESTION = "how do I restart the billing service safely after a bad deploy"
+ALICE = rg.Subject(id="alice", attributes={"tenant": "acme", "clearance": 1})
+
+
+class ListStore:
+    """A tiny exact-search Store that pushes nothing down (the guard's re-check decides)."""
+
+    def __init__(self, dim: int) -> None:
+        self._dim = dim
+        self._points: dict[str, tuple[list[float], str, dict[str, Any]]] = {}
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def translate(self, expr: ir.Expr) -> Pushdown:
+        return Pushdown(native=None, exact=False)
+
+    def search(
+        self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
+    ) -> list[StoredChunk]:
+        norm = math.sqrt(sum(x * x for x in vector))
+        scored = [
+            (sum(a * b for a, b in zip(vector, point, strict=True)) / norm, key, text, metadata)
+            for key, (point, text, metadata) in self._points.items()
+        ]
+        scored.sort(key=lambda item: item[0], reverse=True)
+        return [StoredChunk(key, score, text, md) for score, key, text, md in scored[:limit]]
+
+    def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
+        ids = []
+        for chunk in chunks:
+            vector = [float(x) for x in chunk.vector]
+            norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+            key = str(chunk.id)
+            self._points[key] = ([x / norm for x in vector], chunk.text, dict(chunk.metadata))
+            ids.append(key)
+        return ids
+
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
+        return [
+            StoredChunk(i, 0.0, self._points[i][1], self._points[i][2])
+            for i in ids
+            if i in self._points
+        ]
+
+    def create_payload_indexes(self, specs: Iterable[IndexSpec]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class FailingStore(ListStore):
+    """A store whose search always fails."""
+
+    def search(
+        self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
+    ) -> list[StoredChunk]:
+        raise ConnectionError("store unreachable")
+
+
+EMBEDDER = HashEmbedder(dim=DIM)
+CORPUS = sample_corpus()
+
+
+def corpus_store(store: ListStore | None = None) -> ListStore:
+    """The sample corpus in a store."""
+    store = store or ListStore(DIM)
+    vectors = EMBEDDER.embed_documents([doc.text for doc in CORPUS])
+    store.upsert(doc.to_chunk(vector) for doc, vector in zip(CORPUS, vectors, strict=True))
+    return store
+
+
+@pytest.fixture(scope="module")
+def store() -> ListStore:
+    return corpus_store()
+
+
+@pytest.fixture
+def policy() -> rg.Policy:
+    return rg.Policy.from_casbin(MODEL, POLICY)
+
+
+def all_strings(span: ReadableSpan) -> list[str]:
+    """Every string a span would export: name, status, attributes, event names and attributes."""
+    strings = [span.name, span.status.description or ""]
+    attribute_sets = [span.attributes or {}] + [event.attributes or {} for event in span.events]
+    strings += [event.name for event in span.events]
+    for attributes in attribute_sets:
+        for key, value in attributes.items():
+            strings.append(key)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            strings += [str(v) for v in values]
+    return strings
+
+
+def test_one_span_per_search_with_the_retrieval_attributes(
+    store: ListStore, policy: rg.Policy
+) -> None:
+    """Each search makes exactly one ragguard.retrieve span with GenAI retrieval naming."""
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(policy, store, tracer_provider=provider)
+    vector = EMBEDDER.embed_query(QUESTION)
+    guard.search(ALICE, vector, k=3)
+    guard.search(ALICE, vector, k=5)
+    spans = exporter.get_finished_spans()
+    assert [span.name for span in spans] == ["ragguard.retrieve", "ragguard.retrieve"]
+    first = spans[0]
+    assert first.kind is SpanKind.INTERNAL
+    attributes = first.attributes or {}
+    assert attributes["gen_ai.operation.name"] == "retrieval"
+    assert attributes["gen_ai.request.top_k"] == 3.0
+    assert attributes["enduser.id"] == "alice"
+    assert attributes["ragguard.policy.version"] == policy.version
+    assert attributes["ragguard.plan.kind"] == "conditional"
+    assert attributes["ragguard.plan.exact"] is False
+    assert attributes["ragguard.plan.digest"] == guard.plan(ALICE).digest
+    assert first.status.status_code is StatusCode.UNSET
+
+
+def test_one_event_per_considered_chunk_and_counts_equal_the_hits(
+    store: ListStore, policy: rg.Policy
+) -> None:
+    """Released events are exactly the returned hits; denied events the withheld chunks."""
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(policy, store, tracer_provider=provider)
+    hits = guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=4)
+    [span] = exporter.get_finished_spans()
+    attributes = span.attributes or {}
+    released = [e for e in span.events if e.name == "ragguard.chunk.released"]
+    denied = [e for e in span.events if e.name == "ragguard.chunk.denied"]
+    assert len(hits) == 4
+    assert attributes["ragguard.released.count"] == len(hits) == len(released)
+    assert attributes["ragguard.denied.count"] == len(denied) > 0
+    assert len(span.events) == len(released) + len(denied)
+    assert [e.attributes["ragguard.chunk.id"] for e in released] == [h.id for h in hits]  # type: ignore[index]
+    assert [e.attributes["ragguard.rule"] for e in released] == [h.decision.rule for h in hits]  # type: ignore[index]
+    assert [e.attributes["ragguard.chunk.score"] for e in released] == [h.score for h in hits]  # type: ignore[index]
+    assert all(e.attributes["ragguard.reason"] for e in denied)  # type: ignore[index]
+    assert attributes["ragguard.fetch.rounds"] >= 1  # type: ignore[operator]
+
+
+def test_no_chunk_text_or_query_text_anywhere_in_spans_by_default(
+    store: ListStore, policy: rg.Policy
+) -> None:
+    """Search every exported string of every span for the corpus texts and the question."""
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(policy, store, tracer_provider=provider)
+    bob = rg.Subject(id="bob", attributes={"tenant": "globex", "clearance": 3})
+    for subject in (ALICE, bob):
+        for question in (QUESTION, "salary bands for senior engineers"):
+            guard.search(subject, EMBEDDER.embed_query(question), k=5)
+    texts = [doc.text for doc in CORPUS]
+    strings = [s for span in exporter.get_finished_spans() for s in all_strings(span)]
+    assert len(exporter.get_finished_spans()) == 4
+    for value in strings:
+        assert value not in (QUESTION, "salary bands for senior engineers")
+        assert "restart the billing" not in value
+        if len(value) >= 16:
+            assert not any(value in text or text in value for text in texts), value
+
+
+def test_capture_content_opts_in_to_chunk_text(store: ListStore, policy: rg.Policy) -> None:
+    """With capture_content=True each event carries the chunk text, and the span the list."""
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(policy, store, tracer_provider=provider, capture_content=True)
+    hits = guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=2)
+    [span] = exporter.get_finished_spans()
+    released = [e for e in span.events if e.name == "ragguard.chunk.released"]
+    assert [e.attributes["ragguard.chunk.text"] for e in released] == [h.text for h in hits]  # type: ignore[index]
+    documents = json.loads(str((span.attributes or {})["gen_ai.retrieval.documents"]))
+    assert documents == [{"id": h.id, "score": h.score} for h in hits]
+
+
+def test_a_failed_search_sets_error_status_type_and_exception_event(policy: rg.Policy) -> None:
+    """A store failure marks the span as an error with error.type and the exception."""
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(policy, corpus_store(FailingStore(DIM)), tracer_provider=provider)
+    with pytest.raises(rg.StoreError):
+        guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)
+    [span] = exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})["error.type"] == "ragguard.exceptions.StoreError"
+    assert [e.name for e in span.events] == ["exception"]
+
+
+def test_a_deny_all_plan_traces_an_empty_retrieval(store: ListStore, policy: rg.Policy) -> None:
+    """A subject the policy grants nothing gets a span with zero counts and no events."""
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(policy, store, tracer_provider=provider, action="write")
+    assert guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3) == []
+    [span] = exporter.get_finished_spans()
+    attributes = span.attributes or {}
+    assert attributes["ragguard.plan.kind"] == "deny_all"
+    assert attributes["ragguard.released.count"] == 0
+    assert attributes["ragguard.fetch.rounds"] == 0
+    assert span.events == ()
+
+
+def test_pseudonymised_subject_ids_never_export_the_id(store: ListStore, policy: rg.Policy) -> None:
+    """With a pseudonymisation key the span has enduser.pseudo.id and the id appears nowhere."""
+    provider, exporter = in_memory_tracing()
+    tracer = RetrievalTracer(provider, pseudonymize_key=b"trace-key")
+    with tracer.retrieval(ALICE, 5):
+        pass
+    [span] = exporter.get_finished_spans()
+    attributes = span.attributes or {}
+    assert attributes["enduser.pseudo.id"] == pseudonymize("alice", b"trace-key")
+    assert "enduser.id" not in attributes
+    assert "alice" not in all_strings(span)
+    assert pseudonymize("alice", b"trace-key") != pseudonymize("alice", b"other-key")
+    assert len(pseudonymize("alice", b"trace-key")) == 32
+
+
+@pytest.mark.skipif(
+    "pseudonymize_subject_key" not in inspect.signature(rg.Guard).parameters,
+    reason="Guard(pseudonymize_subject_key=...) is the guard.py change requested in issue 6",
+)
+def test_guard_pseudonymises_subject_ids_on_request(store: ListStore, policy: rg.Policy) -> None:
+    """Guard(pseudonymize_subject_key=...) exports pseudonyms instead of subject ids."""
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(policy, store, tracer_provider=provider, pseudonymize_subject_key=b"k")  # type: ignore[call-arg]
+    guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=2)
+    [span] = exporter.get_finished_spans()
+    assert (span.attributes or {})["enduser.pseudo.id"] == pseudonymize("alice", b"k")
+    assert "alice" not in all_strings(span)
+
+
+def test_store_names_become_data_source_attributes() -> None:
+    """A store's db_system_name and collection become db.* and gen_ai.data_source.id."""
+    provider, exporter = in_memory_tracing()
+
+    class NamedStore(ListStore):
+        db_system_name = "qdrant"
+        collection = "docs"
+
+    tracer = RetrievalTracer(provider, data_source=NamedStore(DIM))
+    with tracer.retrieval(ALICE, 5):
+        pass
+    [span] = exporter.get_finished_spans()
+    attributes = span.attributes or {}
+    assert attributes["db.system.name"] == "qdrant"
+    assert attributes["db.collection.name"] == "docs"
+    assert attributes["gen_ai.data_source.id"] == "docs"
+
+
+def test_span_decision_id_is_the_audit_record_id(
+    tmp_path: Path, store: ListStore, policy: rg.Policy
+) -> None:
+    """ragguard.decision.id joins a trace to its audit record."""
+    provider, exporter = in_memory_tracing()
+    with JsonlAuditLog(tmp_path / "audit.jsonl") as audit:
+        guard = rg.Guard(policy, store, tracer_provider=provider, audit=audit)
+        guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=2)
+    [span] = exporter.get_finished_spans()
+    [entry] = read_audit_records(tmp_path / "audit.jsonl")
+    assert (span.attributes or {})["ragguard.decision.id"] == entry.record.decision_id
+
+
+def test_a_failing_exporter_never_fails_a_search(store: ListStore, policy: rg.Policy) -> None:
+    """Exporter errors stay inside OpenTelemetry; the caller still gets its hits."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+
+    class BrokenExporter(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> Any:
+            raise RuntimeError("collector down")
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(BrokenExporter()))
+    guard = rg.Guard(policy, store, tracer_provider=provider)
+    assert len(guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)) == 3
+
+
+def test_no_tracer_provider_means_no_spans_and_no_cost(store: ListStore, policy: rg.Policy) -> None:
+    """Without a provider (and none installed globally) searches work and record nothing."""
+    guard = rg.Guard(policy, store)
+    assert len(guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)) == 3
+
+
+def test_empty_pseudonymisation_key_is_rejected() -> None:
+    """An empty key would make pseudonyms trivially reversible by anyone: refused."""
+    with pytest.raises(ValueError, match="empty"):
+        RetrievalTracer(None, pseudonymize_key=b"")
