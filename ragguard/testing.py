@@ -97,11 +97,13 @@ class HashEmbedder:
 
     Each text becomes a bag of features (lowercased words minus a small stopword list,
     crudely stemmed; character trigrams of each word; adjacent word pairs), each
-    feature is hashed with keyed BLAKE2b into one of ``dim`` buckets with a sign, and
-    the summed vector is L2-normalised. Texts that share words therefore have a high
-    cosine similarity, so a question about salary bands retrieves salary chunks. The
-    vectors depend only on the text, ``dim`` and ``seed``: they are identical across
-    processes, machines and Python versions (no built-in ``hash()``, no randomness).
+    feature is hashed with keyed BLAKE2b into signed buckets (a word into three, so one
+    chance collision costs little), and the summed vector is L2-normalised. Texts that
+    share words therefore have a high cosine similarity, so a question about salary
+    bands retrieves salary chunks. The vectors depend only on the text, ``dim`` and
+    ``seed``: they are identical across processes, machines and Python versions (no
+    built-in ``hash()``, no randomness; only a letter whose lowercase form changes
+    between Unicode versions could differ).
 
     A text with no features (empty, whitespace, punctuation or stopwords only) embeds
     to one fixed unit vector: a single signed coordinate chosen by ``seed``. All such
@@ -129,7 +131,6 @@ class HashEmbedder:
         self._key = hashlib.blake2b(str(seed).encode("ascii"), digest_size=32).digest()
         self._word_features: dict[str, tuple[str, int, list[int], list[float]]] = {}
         self._trigram_features: dict[str, tuple[int, float]] = {}
-
         bucket, sign = self._hash(_EMPTY_FEATURE)
         empty = np.zeros(dim, dtype=np.float64)
         empty[bucket] = sign
