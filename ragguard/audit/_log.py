@@ -279,10 +279,16 @@ class JsonlAuditLog:
 
     def _read_head(self, size: int) -> None:
         line, where = self._tail(size)
-        if line is None:
-            self._seq, self._head = -1, GENESIS_HASH
-        else:
-            self._seq, self._head = self._check_tail(line, where)
+        seq, head = (-1, GENESIS_HASH) if line is None else self._check_tail(line, where)
+        if seq < self._seq:
+            # Appends and rotations only move the head forward: going back means the
+            # log was deleted, replaced or cut under this writer. Restarting the chain
+            # would bury that; refuse instead.
+            raise AuditError(
+                f"the audit log {self.path} now ends at seq {seq}, but this writer appended "
+                f"seq {self._seq}: records were removed; run `ragguard audit verify`"
+            )
+        self._seq, self._head = seq, head
         self._size = size
 
     def _tail(self, size: int) -> tuple[bytes | None, Path]:

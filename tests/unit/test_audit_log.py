@@ -378,3 +378,14 @@ def test_a_log_shared_across_fork_keeps_one_chain(tmp_path: Path) -> None:
     result = verify_audit_log(path)
     assert result.ok, result.error
     assert result.records == 101
+
+
+def test_writer_refuses_to_restart_a_chain_whose_file_was_deleted(tmp_path: Path) -> None:
+    """Deleting the active file under a writer does not silently start a new chain."""
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path)
+    log.record(make_retrieval())
+    path.unlink()
+    with pytest.raises(rg.AuditError, match="records were removed"):
+        log.record(make_retrieval())
+    log.close()
