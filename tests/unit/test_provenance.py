@@ -379,3 +379,8 @@ def test_verifying_ten_hits_takes_well_under_a_millisecond() -> None:
         best = min(best, time.perf_counter() - started)
     assert all(verdict.status == "verified" for verdict in verdicts)
     assert best < 0.001
+
+
+def test_check_is_a_provenance_verifier() -> None:
+    """ProvenanceCheck satisfies the protocol the Guard calls on every authorised hit."""
+    assert isinstance(_check(), rg.ProvenanceVerifier)
