@@ -230,8 +230,13 @@ class JsonlAuditLog:
         self._head = GENESIS_HASH
         self._last_fsync = time.monotonic()
         self._unsynced = False
-        with self._flock():
-            self._sync_head()
+        try:
+            with self._flock():
+                self._sync_head()
+        except BaseException:
+            os.close(self._fd)
+            os.close(self._lock_fd)
+            raise
 
     def _open_active(self) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
