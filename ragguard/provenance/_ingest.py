@@ -239,7 +239,9 @@ def _as_vector(vector: Any, pending: _Pending) -> list[float]:
     try:
         return [float(x) for x in vector]
     except (TypeError, ValueError):
-        raise ProvenanceError(f"{_where(pending)}: its vector is not a sequence of numbers") from None
+        raise ProvenanceError(
+            f"{_where(pending)}: its vector is not a sequence of numbers"
+        ) from None
 
 
 def _doc_id(pending: _Pending) -> str:

@@ -142,7 +142,9 @@ def utc_timestamp(moment: datetime | None = None) -> str:
     if moment is None:
         moment = datetime.now(timezone.utc)
     elif moment.tzinfo is None:
-        raise ProvenanceError("ingested_at must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        raise ProvenanceError(
+            "ingested_at must be timezone-aware (e.g. datetime.now(timezone.utc))"
+        )
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -190,7 +192,9 @@ class Signer:
         (non-JSON values, NaN, lone surrogates); the message names the field.
         """
         if isinstance(chunk_index, bool) or not isinstance(chunk_index, int) or chunk_index < 0:
-            raise ProvenanceError(f"chunk_index must be a non-negative integer, got {chunk_index!r}")
+            raise ProvenanceError(
+                f"chunk_index must be a non-negative integer, got {chunk_index!r}"
+            )
         if not isinstance(text, str):
             raise ProvenanceError(f"chunk text must be a string, got {type(text).__name__}")
         try:

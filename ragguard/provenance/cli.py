@@ -200,18 +200,20 @@ def _parse_line(line: str, where: str) -> dict[str, Any]:
         record.get("vector"),
     )
     if not isinstance(text, str):
-        raise _InputError(f"{where}: \"text\" must be a string")
+        raise _InputError(f'{where}: "text" must be a string')
     if not isinstance(metadata, dict):
-        raise _InputError(f"{where}: \"metadata\" must be an object")
-    if chunk_id is not None and (isinstance(chunk_id, bool) or not isinstance(chunk_id, (str, int))):
-        raise _InputError(f"{where}: \"id\" must be a string or an integer")
+        raise _InputError(f'{where}: "metadata" must be an object')
+    if chunk_id is not None and (
+        isinstance(chunk_id, bool) or not isinstance(chunk_id, (str, int))
+    ):
+        raise _InputError(f'{where}: "id" must be a string or an integer')
     if isinstance(chunk_id, int) and chunk_id < 0:
-        raise _InputError(f"{where}: an integer \"id\" must be non-negative")
+        raise _InputError(f'{where}: an integer "id" must be non-negative')
     if vector is not None and (
         not isinstance(vector, list)
         or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector)
     ):
-        raise _InputError(f"{where}: \"vector\" must be a list of numbers")
+        raise _InputError(f'{where}: "vector" must be a list of numbers')
     try:
         canonical_value(metadata, "metadata")
     except ProvenanceError as exc:

@@ -43,7 +43,10 @@ def _text(index: int) -> str:
 def signed_hits() -> list[tuple[str, dict[str, Any]]]:
     signer = Signer(key=KEY, key_id="2025-01")
     return [
-        (_text(i), signer.sign(_text(i), _metadata(i), source=f"runbook-{i}", doc_id=f"runbook-{i}"))
+        (
+            _text(i),
+            signer.sign(_text(i), _metadata(i), source=f"runbook-{i}", doc_id=f"runbook-{i}"),
+        )
         for i in range(HITS)
     ]
 

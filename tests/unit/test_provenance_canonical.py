@@ -27,8 +27,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 metadata_dicts = st.dictionaries(
@@ -62,7 +63,9 @@ def test_keys_sort_by_code_point() -> None:
 
 
 @given(metadata_dicts, st.randoms(use_true_random=False))
-def test_canonical_bytes_do_not_depend_on_dict_order(metadata: dict[str, Any], rng: random.Random) -> None:
+def test_canonical_bytes_do_not_depend_on_dict_order(
+    metadata: dict[str, Any], rng: random.Random
+) -> None:
     """Inserting the same keys in any order, at any depth, gives the same bytes."""
     assert canonical_json(_reordered(metadata, rng)) == canonical_json(metadata)
 

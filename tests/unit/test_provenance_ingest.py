@@ -76,7 +76,9 @@ def test_langchain_documents_are_accepted() -> None:
     """Real LangChain Documents (page_content, metadata, id) are ingested as they are."""
     documents = pytest.importorskip("langchain_core.documents")
     store = RecordingStore()
-    doc = documents.Document(page_content="On-call runbook", metadata={"source": "wiki/oncall"}, id="oncall")
+    doc = documents.Document(
+        page_content="On-call runbook", metadata={"source": "wiki/oncall"}, id="oncall"
+    )
     ids = _ingestor(store).ingest([doc])
     assert ids == ["oncall"]
     assert store.chunks[0].metadata["provenance"]["source"] == "wiki/oncall"
@@ -112,7 +114,9 @@ def test_missing_vector_without_embeddings_is_an_error() -> None:
 def test_wrong_vector_dimension_is_an_error() -> None:
     """A vector whose dimension differs from the store's is refused before writing."""
     store = RecordingStore()
-    with pytest.raises(rg.ProvenanceError, match="dimension 3; the store holds vectors of dimension 4"):
+    with pytest.raises(
+        rg.ProvenanceError, match="dimension 3; the store holds vectors of dimension 4"
+    ):
         _ingestor(store).ingest([rg.Chunk("a", {}, [1.0, 2.0, 3.0], "a")])
     assert store.batches == []
 
