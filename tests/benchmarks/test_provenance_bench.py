@@ -93,3 +93,43 @@ def test_canonical_json_of_one_chunk(benchmark: Any) -> None:
     metadata = _metadata(3)
     assert benchmark(canonical_json, metadata).startswith(b'{"chunk_index":3')
     assert benchmark.stats.stats.median < 0.0001
+
+
+@pytest.fixture(scope="module")
+def signed_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from ragguard.provenance import Ingestor
+    from ragguard.stores.edge import EdgeStore
+    from ragguard.testing import HashEmbedder
+
+    store = EdgeStore.create(str(tmp_path_factory.mktemp("bench") / "shard"), dim=64)
+    documents = [{"id": i, "text": _text(i), "metadata": _metadata(i)} for i in range(500)]
+    Ingestor(
+        store,
+        signer=Signer(key=KEY, key_id="2025-01"),
+        embeddings=HashEmbedder(dim=64),
+        progress=False,
+    ).ingest(documents)
+    store.optimize()
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("provenance", ["none", "require"])
+def test_guarded_search_with_and_without_provenance(
+    benchmark: Any, signed_store: Any, provenance: str
+) -> None:
+    """A k=10 guarded search on EdgeStore, with and without verification (compare the two)."""
+    import ragguard as rg
+    from ragguard.testing import HashEmbedder
+
+    policy = rg.Policy.from_casbin(
+        "[request_definition]\nr = sub, obj, act\n[policy_definition]\np = sub, act\n"
+        "[policy_effect]\ne = some(where (p.eft == allow))\n[matchers]\nm = r.act == p.act\n",
+        "p, anyone, read\n",
+    )
+    check = ProvenanceCheck(keys={"2025-01": KEY}) if provenance == "require" else None
+    guard = rg.Guard(policy, signed_store, provenance=check)
+    vector = HashEmbedder(dim=64).embed_query("restart the ingestion workers")
+    alice = rg.Subject(id="alice")
+    hits = benchmark(guard.search, alice, vector, 10)
+    assert len(hits) == 10
