@@ -113,8 +113,9 @@ def _run(args: argparse.Namespace) -> int:
     from ragguard.stores.edge import EdgeStore
     from ragguard.testing import HashEmbedder
 
-    exists = args.store.exists() and any(args.store.iterdir())
-    if exists:
+    if args.store.exists() and not args.store.is_dir():
+        return _usage(f"--store {args.store} is a file, not a shard directory")
+    if args.store.exists() and any(args.store.iterdir()):
         store = EdgeStore.open(str(args.store))
         if args.dim is not None and args.dim != store.dim:
             store.close()
@@ -122,32 +123,36 @@ def _run(args: argparse.Namespace) -> int:
                 f"--dim {args.dim} does not match the store at {args.store} (dimension {store.dim})"
             )
     else:
-        store = EdgeStore.create(
-            str(args.store), dim=args.dim or DEFAULT_DIM, distance=args.distance
-        )
-    wrong_dims = sorted(vector_dims - {store.dim})
-    if wrong_dims:
-        store.close()
-        return _usage(
-            f"{args.file} has vectors of dimension {wrong_dims}; the store holds dimension {store.dim}"
-        )
+        new_dim = args.dim or DEFAULT_DIM
+        if vector_dims - {new_dim}:
+            return _usage(_wrong_dims(args.file, vector_dims - {new_dim}, new_dim))
+        store = EdgeStore.create(str(args.store), dim=new_dim, distance=args.distance)
+    dim = store.dim
     try:
+        if vector_dims - {dim}:
+            return _usage(_wrong_dims(args.file, vector_dims - {dim}, dim))
         ingestor = Ingestor(
             store,
             signer=signer,
-            embeddings=HashEmbedder(dim=store.dim),
+            embeddings=HashEmbedder(dim=dim),
             batch_size=args.batch_size,
             progress=not args.no_progress,
         )
         ids = ingestor.ingest(_records(args.file), total=count)
         store.optimize()
+    except _InputError as exc:  # the file changed between the check and the ingestion
+        return _usage(f"{exc} (chunks before this line were written)")
     finally:
         store.close()
     print(
         f"ingested {len(ids)} chunks from {args.file} into {args.store} "
-        f"(key id {signer.key_id!r}, dimension {store.dim})"
+        f"(key id {signer.key_id!r}, dimension {dim})"
     )
     return EXIT_OK
+
+
+def _wrong_dims(path: Path, dims: set[int], expected: int) -> str:
+    return f"{path} has vectors of dimension {sorted(dims)}; the store holds dimension {expected}"
 
 
 def _usage(message: str) -> int:

@@ -221,3 +221,27 @@ def test_given_vectors_are_used(key: str, tmp_path: Path) -> None:
         assert best.text == "b"
     finally:
         store.close()
+
+
+def test_wrong_vectors_for_a_new_store_create_nothing(
+    key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Vectors that do not fit --dim are refused before the store is created."""
+    vectors = _write_jsonl(tmp_path / "v.jsonl", [{"text": "t", "vector": [1.0, 0.0]}])
+    shard = tmp_path / "shard"
+    assert (
+        main(["ingest", str(vectors), "--store", str(shard), "--key-id", "k1", "--dim", "4"]) == 2
+    )
+    assert "dimension [2]; the store holds dimension 4" in capsys.readouterr().err
+    assert not shard.exists()
+
+
+def test_store_path_that_is_a_file_is_a_usage_error(
+    corpus: Path, key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--store pointing at a regular file: exit 2, the file is left alone."""
+    not_a_shard = tmp_path / "notes.txt"
+    not_a_shard.write_text("keep me", encoding="utf-8")
+    assert main(["ingest", str(corpus), "--store", str(not_a_shard), "--key-id", "k1"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert not_a_shard.read_text(encoding="utf-8") == "keep me"
