@@ -11,6 +11,7 @@ is re-checked exactly, its provenance verified, and every retrieval traced and a
     hits = guard.search(rg.Subject(id="alice", attributes={"clearance": 2}), vector, k=5)
 """
 
+from ragguard.audit import JsonlAuditLog
 from ragguard.exceptions import (
     AuditError,
     MissingDependencyError,
@@ -26,7 +27,10 @@ from ragguard.exceptions import (
 from ragguard.guard import AuditSink, Guard, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
 from ragguard.policy._plan import Decision, Plan
 from ragguard.policy._policy import Policy
+from ragguard.provenance import Ingestor, ProvenanceCheck, Signer
 from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoredChunk
+from ragguard.stores.edge import EdgeStore
+from ragguard.stores.qdrant import QdrantStore
 from ragguard.subject import Subject
 
 __all__ = [
@@ -34,21 +38,27 @@ __all__ = [
     "AuditSink",
     "Chunk",
     "Decision",
+    "EdgeStore",
     "Guard",
     "Hit",
     "IndexSpec",
+    "Ingestor",
+    "JsonlAuditLog",
     "MissingDependencyError",
     "Plan",
     "Policy",
     "PolicyError",
     "PolicyLoadError",
+    "ProvenanceCheck",
     "ProvenanceError",
     "ProvenanceVerdict",
     "ProvenanceVerifier",
     "Pushdown",
+    "QdrantStore",
     "QueryError",
     "RagGuardError",
     "Retrieval",
+    "Signer",
     "Store",
     "StoreError",
     "StoredChunk",

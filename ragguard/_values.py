@@ -105,7 +105,9 @@ def normalize_value(value: object, *, where: str) -> object:
                     "strings, numbers and booleans"
                 )
             if isinstance(item, float) and not math.isfinite(item):
-                raise MalformedValueError(f"{where} holds {item!r}; only finite numbers are allowed")
+                raise MalformedValueError(
+                    f"{where} holds {item!r}; only finite numbers are allowed"
+                )
             items.append(item)
         return tuple(items) if items else ABSENT
     raise MalformedValueError(

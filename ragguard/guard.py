@@ -178,7 +178,8 @@ class Guard:
     * ``audit`` / ``audit_required`` — an audit sink; with ``audit_required=True`` a
       failed audit write fails the retrieval (nothing released).
     * ``tracer_provider`` / ``capture_content`` — OpenTelemetry; chunk and query text are
-      never recorded unless ``capture_content=True``.
+      never recorded unless ``capture_content=True``; with ``pseudonymize_subject_key``
+      spans carry a keyed pseudonym (``enduser.pseudo.id``) instead of the subject id.
     * ``exact_search`` — ask the store for exhaustive (non-HNSW) search.
     * ``max_k`` — the largest ``k`` accepted; ``max_fetch_rounds`` — how many doubling
       rounds to fetch when hits are withheld after the store's filter.
@@ -197,6 +198,7 @@ class Guard:
         audit_required: bool = False,
         tracer_provider: Any = None,
         capture_content: bool = False,
+        pseudonymize_subject_key: bytes | str | None = None,
         exact_search: bool = False,
         max_k: int = DEFAULT_MAX_K,
         max_fetch_rounds: int = DEFAULT_MAX_FETCH_ROUNDS,
@@ -216,7 +218,12 @@ class Guard:
         self.exact_search = exact_search
         self.max_k = max_k
         self.max_fetch_rounds = max_fetch_rounds
-        self._tracer = RetrievalTracer(tracer_provider, capture_content=capture_content)
+        self._tracer = RetrievalTracer(
+            tracer_provider,
+            capture_content=capture_content,
+            pseudonymize_key=pseudonymize_subject_key,
+            data_source=store,
+        )
         self._pushdowns: OrderedDict[int, tuple[Plan, Plan, Pushdown]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -320,9 +327,12 @@ class Guard:
         if where is not None and plan.kind != "deny_all":
             narrowed = ir.and_(plan.filter, _where_expr(where))
             pushdown = self.store.translate(narrowed)
-            plan = dataclasses.replace(plan, filter=narrowed, exact=pushdown.exact, kind=(
-                "deny_all" if narrowed == ir.FALSE else "conditional"
-            ))
+            plan = dataclasses.replace(
+                plan,
+                filter=narrowed,
+                exact=pushdown.exact,
+                kind=("deny_all" if narrowed == ir.FALSE else "conditional"),
+            )
             if narrowed == ir.FALSE:
                 pushdown = Pushdown(native=None, exact=True, matches_nothing=True)
         self._tracer.planned(plan)
@@ -332,23 +342,31 @@ class Guard:
             fetch.done = True  # deny_all: the store is never touched
         return fetch, query
 
-    def _store_search(self, query: list[float], limit: int, pushdown: Pushdown) -> list[StoredChunk]:
+    def _store_search(
+        self, query: list[float], limit: int, pushdown: Pushdown
+    ) -> list[StoredChunk]:
         try:
             return self.store.search(query, limit, pushdown, exact=self.exact_search)
         except StoreError:
             raise
         except Exception as exc:  # any store failure: release nothing, say what happened
-            raise StoreError(f"the store failed during search: {type(exc).__name__}: {exc}") from exc
+            raise StoreError(
+                f"the store failed during search: {type(exc).__name__}: {exc}"
+            ) from exc
 
     async def _store_asearch(
         self, asearch: Any, query: list[float], limit: int, pushdown: Pushdown
     ) -> list[StoredChunk]:
         try:
-            results: list[StoredChunk] = await asearch(query, limit, pushdown, exact=self.exact_search)
+            results: list[StoredChunk] = await asearch(
+                query, limit, pushdown, exact=self.exact_search
+            )
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(f"the store failed during search: {type(exc).__name__}: {exc}") from exc
+            raise StoreError(
+                f"the store failed during search: {type(exc).__name__}: {exc}"
+            ) from exc
         return results
 
     def _decide_hit(self, plan: Plan, stored: StoredChunk) -> Hit:
@@ -365,7 +383,9 @@ class Guard:
             try:
                 verdict = self.provenance.verify(text, metadata)
             except Exception as exc:  # a verifier crash is a failed verification
-                verdict = ProvenanceVerdict("error", False, f"provenance check failed: {type(exc).__name__}")
+                verdict = ProvenanceVerdict(
+                    "error", False, f"provenance check failed: {type(exc).__name__}"
+                )
             if not verdict.released:
                 decision = decision.denied(f"provenance: {verdict.reason or verdict.status}")
         return Hit(stored.id, stored.score, text, metadata, decision, verdict)
@@ -443,4 +463,3 @@ def _where_expr(where: ir.Expr | Mapping[str, Any]) -> ir.Expr:
 def _query_digest(vector: Sequence[float]) -> str:
     array = np.asarray(vector, dtype=np.float32)
     return hashlib.sha256(array.tobytes()).hexdigest()
-

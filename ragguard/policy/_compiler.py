@@ -340,9 +340,7 @@ def _field_atom(op: str, name: str, known: object, *, field_on_left: bool, origi
     ``r.obj.f in K`` and ``K in r.obj.f`` both mean "some element of the attribute
     equals some element of K", which is ``In(f, K)``.
     """
-    values: list[ir.Scalar] = [
-        v for v in elements(known) if isinstance(v, (str, int, float, bool))
-    ]
+    values: list[ir.Scalar] = [v for v in elements(known) if isinstance(v, (str, int, float, bool))]
     if op in ("==", "in"):
         return ir.in_(name, values)
     if op == "not in":
@@ -383,7 +381,9 @@ def _role_call_uncached(graph: RoleGraph, args: list[object]) -> ir.Expr:
         else:
             known_choices.append([v for v in elements(arg) if isinstance(v, str)])
     if not field_positions:
-        return ir.TRUE if any(graph.has_link(*combo) for combo in _combos(known_choices)) else ir.FALSE
+        return (
+            ir.TRUE if any(graph.has_link(*combo) for combo in _combos(known_choices)) else ir.FALSE
+        )
     position = field_positions[0]
     ref = args[position]
     assert isinstance(ref, FieldRef)
@@ -400,7 +400,9 @@ def _role_call_uncached(graph: RoleGraph, args: list[object]) -> ir.Expr:
         candidates.update(known_choices[1 - position])  # g(x, x) always holds
     allowed: list[str] = []
     for candidate in sorted(candidates):
-        for combo in _combos([*known_choices[:position], [candidate], *known_choices[position + 1:]]):
+        for combo in _combos(
+            [*known_choices[:position], [candidate], *known_choices[position + 1 :]]
+        ):
             if graph.has_link(*combo):
                 allowed.append(candidate)
                 break

@@ -90,7 +90,11 @@ class Plan:
     ) -> Plan:
         """Assemble a plan from compiled residuals (the compiler's output)."""
         kind: PlanKind = (
-            "allow_all" if filter == ir.TRUE else "deny_all" if filter == ir.FALSE else "conditional"
+            "allow_all"
+            if filter == ir.TRUE
+            else "deny_all"
+            if filter == ir.FALSE
+            else "conditional"
         )
         allow_lines = tuple(_Line(line, expr, compile_check(expr)) for line, expr in allow)
         deny_lines = tuple(_Line(line, expr, compile_check(expr)) for line, expr in deny)
@@ -155,7 +159,9 @@ class Plan:
     def _failure_reason(self, md: Mapping[str, object]) -> str:
         if len(self._allow) == 1:
             return explain_failure(self._allow[0].residual, md)
-        reasons = [f"{e.label.split(':')[0]}: {explain_failure(e.residual, md)}" for e in self._allow[:3]]
+        reasons = [
+            f"{e.label.split(':')[0]}: {explain_failure(e.residual, md)}" for e in self._allow[:3]
+        ]
         more = f" (+{len(self._allow) - 3} more lines)" if len(self._allow) > 3 else ""
         return "no line matched; " + "; ".join(reasons) + more
 

@@ -99,9 +99,7 @@ class Policy:
     def from_enforcer(cls, enforcer: Any, **options: Any) -> Policy:
         """Wrap a live ``casbin.Enforcer`` (any adapter); see :meth:`reload`."""
         if not isinstance(enforcer, CoreEnforcer):
-            raise PolicyLoadError(
-                f"expected a casbin.Enforcer, got {type(enforcer).__name__}"
-            )
+            raise PolicyLoadError(f"expected a casbin.Enforcer, got {type(enforcer).__name__}")
         return cls(enforcer, **options)
 
     # -- versioning ------------------------------------------------------------------

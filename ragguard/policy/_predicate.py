@@ -188,4 +188,3 @@ def describe_condition(expr: ir.Expr) -> str:
 
 def _wrap(text: str) -> str:
     return f"({text})" if " && " in text or " || " in text else text
-

@@ -131,8 +131,12 @@ def load_enforcer(
         raise PolicyLoadError(f"malformed Casbin model in {model_name}: {exc}") from exc
     for section in ("r", "p", "e", "m"):
         if section not in casbin_model.model:
-            names = {"r": "request_definition", "p": "policy_definition",
-                     "e": "policy_effect", "m": "matchers"}
+            names = {
+                "r": "request_definition",
+                "p": "policy_definition",
+                "e": "policy_effect",
+                "m": "matchers",
+            }
             raise PolicyLoadError(f"{model_name} has no [{names[section]}] section")
     enforcer = casbin.Enforcer(casbin_model)
     line_numbers: dict[int, int] = {}
@@ -145,7 +149,9 @@ def load_enforcer(
             if not line or line.startswith("#"):
                 continue
             try:
-                tokens = [t.strip() for t in next(csv.reader(io.StringIO(line), skipinitialspace=True))]
+                tokens = [
+                    t.strip() for t in next(csv.reader(io.StringIO(line), skipinitialspace=True))
+                ]
             except (csv.Error, StopIteration) as exc:
                 raise PolicyLoadError(f"{policy_name}:{number}: malformed CSV line") from exc
             key = tokens[0]

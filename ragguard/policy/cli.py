@@ -136,12 +136,10 @@ def qdrant_filter_json(plan: Plan) -> dict[str, Any]:
     """
     if plan.kind != "conditional":
         return {"filter": None, "exact": True, "relaxed": [], "queried": plan.kind != "deny_all"}
-    try:
-        from ragguard.stores._qdrant_filter import translate_filter
-    except ModuleNotFoundError:
-        return {"filter": None, "exact": None, "relaxed": [], "queried": True, "available": False}
+    from ragguard.stores.qdrant import translate_filter
+
     translation = translate_filter(plan.filter)
-    native = translation.filter
+    native = translation.native
     rendered = native.model_dump(mode="json", exclude_none=True) if native is not None else None
     return {
         "filter": rendered,

@@ -298,5 +298,10 @@ def to_json(expr: Expr) -> Any:
     if isinstance(expr, Exists):
         return {"exists": expr.field}
     return {
-        "match": [expr.function, expr.field, expr.other, "field_first" if expr.field_first else "field_second"]
+        "match": [
+            expr.function,
+            expr.field,
+            expr.other,
+            "field_first" if expr.field_first else "field_second",
+        ]
     }

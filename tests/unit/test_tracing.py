@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -250,14 +249,10 @@ def test_pseudonymised_subject_ids_never_export_the_id(store: ListStore, policy:
     assert len(pseudonymize("alice", b"trace-key")) == 32
 
 
-@pytest.mark.skipif(
-    "pseudonymize_subject_key" not in inspect.signature(rg.Guard).parameters,
-    reason="Guard(pseudonymize_subject_key=...) is the guard.py change requested in issue 6",
-)
 def test_guard_pseudonymises_subject_ids_on_request(store: ListStore, policy: rg.Policy) -> None:
     """Guard(pseudonymize_subject_key=...) exports pseudonyms instead of subject ids."""
     provider, exporter = in_memory_tracing()
-    guard = rg.Guard(policy, store, tracer_provider=provider, pseudonymize_subject_key=b"k")  # type: ignore[call-arg]
+    guard = rg.Guard(policy, store, tracer_provider=provider, pseudonymize_subject_key=b"k")
     guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=2)
     [span] = exporter.get_finished_spans()
     assert (span.attributes or {})["enduser.pseudo.id"] == pseudonymize("alice", b"k")

@@ -1,0 +1,1 @@
+"""The demo shipped with ragguard: corpus, policy, scenario and runner (``ragguard demo``)."""

@@ -1,0 +1,230 @@
+"""Filter IR → Qdrant filter, shared by :class:`EdgeStore` and :class:`QdrantStore`.
+
+The two Qdrant front ends (``qdrant-edge-py`` in-process, ``qdrant-client`` for a server)
+take the same filter language through different Python classes, so the translation is
+written once against a small :class:`FilterBuilder` and each store supplies its classes.
+
+Exactness. On well-formed metadata (see :mod:`ragguard._values`) the translation is
+*equivalent* to the IR: equal strings and booleans through ``MatchValue``/``MatchAny``,
+numbers through a closed ``Range`` (which matches ``1`` and ``1.0`` alike and never a
+boolean, as ragguard's semantics require), presence through ``IsEmpty``. What Qdrant
+cannot express is *relaxed*, by polarity: an atom under an even number of negations
+becomes ``TRUE`` (the filter admits more), under an odd number ``FALSE`` (its negation
+admits more). Either way the store returns a superset of the allowed chunks and the
+guard's exact re-check decides. Relaxed atoms are:
+
+* Casbin matching functions (``keyMatch('/docs/*')``, ``regexMatch``, ...);
+* string ``<``/``>`` bounds (Qdrant ranges are numeric);
+* numbers beyond ±2**53, where Qdrant's float comparison loses integer precision;
+* ``In`` over more than :data:`MAX_NUMERIC_ALTERNATIVES` numbers;
+* attributes whose names are not plain ``[A-Za-z0-9_]`` words (a dot would be a path).
+
+One deliberate superset remains even when ``exact`` is claimed: a list holding only
+``null`` s (``[None]``) is *absent* to ragguard but not empty to Qdrant, so
+``Exists``-based filters may return such chunks; the re-check denies them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
+
+from ragguard._values import kind_of
+from ragguard.policy import ir
+from ragguard.policy._predicate import describe_condition
+from ragguard.stores.base import Pushdown
+
+__all__ = ["MAX_NUMERIC_ALTERNATIVES", "FilterBuilder", "FilterTranslator"]
+
+MAX_NUMERIC_ALTERNATIVES: Final = 64
+"""Largest numeric ``In`` pushed down as alternatives of closed ranges."""
+
+_EXACT_FLOAT_INTEGER: Final = 2**53
+_SIMPLE_FIELD = re.compile(r"[A-Za-z0-9_]+")
+_CACHE_SIZE: Final = 1024
+
+
+class FilterBuilder(Protocol):
+    """The Qdrant filter classes of one client library."""
+
+    def match_value(self, key: str, value: str | bool) -> Any:
+        """``FieldCondition(key, match=MatchValue(value))``."""
+        ...
+
+    def match_any(self, key: str, values: list[str]) -> Any:
+        """``FieldCondition(key, match=MatchAny(values))``."""
+        ...
+
+    def range(
+        self,
+        key: str,
+        *,
+        gt: float | None = None,
+        gte: float | None = None,
+        lt: float | None = None,
+        lte: float | None = None,
+    ) -> Any:
+        """``FieldCondition(key, range=Range(...))``."""
+        ...
+
+    def is_empty(self, key: str) -> Any:
+        """``IsEmptyCondition(key)``: absent, ``null`` or ``[]``."""
+        ...
+
+    def is_null(self, key: str) -> Any:
+        """``IsNullCondition(key)``: ``null`` or a list holding ``null``."""
+        ...
+
+    def filter(
+        self,
+        *,
+        must: Sequence[Any] | None = None,
+        should: Sequence[Any] | None = None,
+        must_not: Sequence[Any] | None = None,
+    ) -> Any:
+        """``Filter(must=..., should=..., must_not=...)``."""
+        ...
+
+
+class FilterTranslator:
+    """Translates plan filters for one store; results are cached per expression.
+
+    ``key_prefix`` is where metadata lives in the point payload (``"metadata."`` in the
+    LangChain layout).
+    """
+
+    def __init__(self, builder: FilterBuilder, *, key_prefix: str = "metadata.") -> None:
+        self._builder = builder
+        self._prefix = key_prefix
+        self._cache: OrderedDict[ir.Expr, Pushdown] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def translate(self, expr: ir.Expr) -> Pushdown:
+        """The pushdown for ``expr`` (pure; cached, thread-safe)."""
+        with self._lock:
+            cached = self._cache.get(expr)
+            if cached is not None:
+                self._cache.move_to_end(expr)
+                return cached
+        pushdown = self._translate(expr)
+        with self._lock:
+            self._cache[expr] = pushdown
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return pushdown
+
+    def _translate(self, expr: ir.Expr) -> Pushdown:
+        relaxed: list[str] = []
+        narrowed = self._relax(expr, positive=True, relaxed=relaxed)
+        exact = not relaxed
+        if narrowed == ir.FALSE:
+            return Pushdown(native=None, exact=exact, matches_nothing=True, relaxed=tuple(relaxed))
+        if narrowed == ir.TRUE:
+            return Pushdown(native=None, exact=exact, relaxed=tuple(relaxed))
+        condition = self._build(narrowed, positive=True)
+        if not isinstance(narrowed, (ir.And, ir.Or, ir.Not)):  # a bare atom
+            condition = self._builder.filter(must=[condition])
+        return Pushdown(native=condition, exact=exact, relaxed=tuple(relaxed))
+
+    # -- phase 1: replace what Qdrant cannot express, by polarity ------------------------
+
+    def _relax(self, expr: ir.Expr, *, positive: bool, relaxed: list[str]) -> ir.Expr:
+        if isinstance(expr, ir.Const):
+            return expr
+        if isinstance(expr, ir.And):
+            return ir.and_(
+                *(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items)
+            )
+        if isinstance(expr, ir.Or):
+            return ir.or_(*(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items))
+        if isinstance(expr, ir.Not):
+            return ir.not_(self._relax(expr.item, positive=not positive, relaxed=relaxed))
+        why = self._inexpressible(expr)
+        if why is None:
+            return expr
+        relaxed.append(f"{describe_condition(expr)} ({why})")
+        return ir.TRUE if positive else ir.FALSE
+
+    @staticmethod
+    def _inexpressible(atom: ir.Expr) -> str | None:
+        """Why Qdrant cannot decide ``atom`` exactly, or ``None`` if it can."""
+        field = getattr(atom, "field", "")
+        if not _SIMPLE_FIELD.fullmatch(field):
+            return "attribute name is not a plain word"
+        if isinstance(atom, ir.Match):
+            return f"{atom.function} is decided after the search"
+        if isinstance(atom, ir.Eq):
+            return _number_problem([atom.value])
+        if isinstance(atom, ir.In):
+            numbers = [v for v in atom.values if kind_of(v) == "number"]
+            if len(numbers) > MAX_NUMERIC_ALTERNATIVES:
+                return f"more than {MAX_NUMERIC_ALTERNATIVES} numeric values"
+            return _number_problem(numbers)
+        if isinstance(atom, ir.Range):
+            values = [v for _, v in atom.bounds()]
+            if any(kind_of(v) != "number" for v in values):
+                return "Qdrant ranges compare numbers only"
+            return _number_problem(values)
+        return None
+
+    # -- phase 2: build the native filter -------------------------------------------------
+
+    def _build(self, expr: ir.Expr, *, positive: bool) -> Any:
+        b = self._builder
+        if isinstance(expr, ir.And):
+            return b.filter(must=[self._build(i, positive=positive) for i in expr.items])
+        if isinstance(expr, ir.Or):
+            return b.filter(should=[self._build(i, positive=positive) for i in expr.items])
+        if isinstance(expr, ir.Not):
+            return b.filter(must_not=[self._build(expr.item, positive=not positive)])
+        key = self._prefix + expr.field  # type: ignore[union-attr]
+        if isinstance(expr, ir.Eq):
+            return self._equal_any(key, (expr.value,))
+        if isinstance(expr, ir.In):
+            return self._equal_any(key, expr.values)
+        if isinstance(expr, ir.Range):
+            return b.range(
+                key,
+                gt=_number(expr.gt),
+                gte=_number(expr.gte),
+                lt=_number(expr.lt),
+                lte=_number(expr.lte),
+            )
+        if isinstance(expr, ir.Exists):
+            if positive:
+                return b.filter(must_not=[b.is_empty(key)])
+            # Negated: a subset of "present" so that its negation stays a superset.
+            return b.filter(must_not=[b.is_empty(key), b.is_null(key)])
+        raise AssertionError(f"unexpected filter node {expr!r}")  # pragma: no cover
+
+    def _equal_any(self, key: str, values: Sequence[ir.Scalar]) -> Any:
+        b = self._builder
+        strings = [v for v in values if isinstance(v, str)]
+        conditions: list[Any] = []
+        if len(strings) == 1:
+            conditions.append(b.match_value(key, strings[0]))
+        elif strings:
+            conditions.append(b.match_any(key, strings))
+        conditions.extend(b.match_value(key, v) for v in values if isinstance(v, bool))
+        conditions.extend(
+            b.range(key, gte=float(v), lte=float(v)) for v in values if kind_of(v) == "number"
+        )
+        return conditions[0] if len(conditions) == 1 else b.filter(should=conditions)
+
+
+def _number(value: ir.Scalar | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _number_problem(values: Sequence[ir.Scalar]) -> str | None:
+    for value in values:
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and abs(value) > _EXACT_FLOAT_INTEGER
+        ):
+            return f"{value!r} is beyond the exactly comparable range ±2**53"
+    return None

@@ -1,0 +1,333 @@
+"""``QdrantStore``: a Qdrant server or cluster through ``qdrant-client`` (sync and async).
+
+This is how ragguard scales past one machine: Qdrant's own distributed mode (shards,
+replication) behind the same filter language the embedded :class:`EdgeStore` speaks. ::
+
+    from qdrant_client import QdrantClient
+    store = rg.QdrantStore(client=QdrantClient(url="http://qdrant:6333"), collection="docs")
+
+The payload layout is LangChain's (``langchain-qdrant``'s ``QdrantVectorStore`` writes
+it): ``{"page_content": text, "metadata": {...}}``; both keys are configurable, as is a
+named vector. The store never closes a client it was given: the caller owns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from qdrant_client import AsyncQdrantClient, QdrantClient
+from qdrant_client import models as qm
+
+from ragguard.exceptions import StoreError
+from ragguard.policy import ir
+from ragguard.stores._points import as_vector, stored_chunk
+from ragguard.stores._qdrant_filter import FilterTranslator
+from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk, point_id
+
+__all__ = ["QdrantStore", "translate_filter"]
+
+UPSERT_BATCH: Final = 256
+
+_DISTANCES: Final = {
+    "cosine": qm.Distance.COSINE,
+    "dot": qm.Distance.DOT,
+    "euclid": qm.Distance.EUCLID,
+    "manhattan": qm.Distance.MANHATTAN,
+}
+_SCHEMAS: Final = {
+    "keyword": qm.PayloadSchemaType.KEYWORD,
+    "integer": qm.PayloadSchemaType.INTEGER,
+    "float": qm.PayloadSchemaType.FLOAT,
+    "bool": qm.PayloadSchemaType.BOOL,
+}
+
+
+class _ClientFilters:
+    """``qdrant_client.models`` behind :class:`FilterBuilder`."""
+
+    def match_value(self, key: str, value: str | bool) -> Any:
+        return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
+
+    def match_any(self, key: str, values: list[str]) -> Any:
+        return qm.FieldCondition(key=key, match=qm.MatchAny(any=values))
+
+    def range(
+        self,
+        key: str,
+        *,
+        gt: float | None = None,
+        gte: float | None = None,
+        lt: float | None = None,
+        lte: float | None = None,
+    ) -> Any:
+        return qm.FieldCondition(key=key, range=qm.Range(gt=gt, gte=gte, lt=lt, lte=lte))
+
+    def is_empty(self, key: str) -> Any:
+        return qm.IsEmptyCondition(is_empty=qm.PayloadField(key=key))
+
+    def is_null(self, key: str) -> Any:
+        return qm.IsNullCondition(is_null=qm.PayloadField(key=key))
+
+    def filter(
+        self,
+        *,
+        must: Sequence[Any] | None = None,
+        should: Sequence[Any] | None = None,
+        must_not: Sequence[Any] | None = None,
+    ) -> Any:
+        return qm.Filter(
+            must=list(must) if must else None,
+            should=list(should) if should else None,
+            must_not=list(must_not) if must_not else None,
+        )
+
+
+_DEFAULT_TRANSLATOR: Final = FilterTranslator(_ClientFilters(), key_prefix="metadata.")
+
+
+def translate_filter(expr: ir.Expr) -> Pushdown:
+    """The ``qdrant_client.models.Filter`` for a plan filter, in the LangChain payload layout.
+
+    What ``ragguard plan`` prints; a :class:`QdrantStore` with other keys uses its own
+    :meth:`QdrantStore.translate`.
+    """
+    return _DEFAULT_TRANSLATOR.translate(expr)
+
+
+class QdrantStore:
+    """A Qdrant collection as a ragguard :class:`~ragguard.stores.base.Store`.
+
+    Give ``client`` (sync), ``async_client`` or both; :meth:`asearch` uses the async
+    client when there is one and a worker thread otherwise. ``dim`` is read from the
+    collection when not given (that needs the sync client). Errors from Qdrant surface
+    as :class:`~ragguard.exceptions.StoreError` naming the collection and operation.
+    """
+
+    db_system_name: Final = "qdrant"
+
+    def __init__(
+        self,
+        client: QdrantClient | None = None,
+        collection: str = "",
+        *,
+        async_client: AsyncQdrantClient | None = None,
+        dim: int | None = None,
+        content_key: str = "page_content",
+        metadata_key: str = "metadata",
+        vector_name: str | None = None,
+    ) -> None:
+        if client is None and async_client is None:
+            raise ValueError("QdrantStore needs a client, an async_client, or both")
+        if not collection:
+            raise ValueError("QdrantStore needs the collection name")
+        self.client = client
+        self.async_client = async_client
+        self.collection = collection
+        self.content_key = content_key
+        self.metadata_key = metadata_key
+        self.vector_name = vector_name
+        self._filters = FilterTranslator(_ClientFilters(), key_prefix=metadata_key + ".")
+        if dim is None:
+            if client is None:
+                raise ValueError("pass dim= when QdrantStore has only an async client")
+            dim = self._collection_dim(client)
+        self._dim = dim
+
+    @classmethod
+    def create(
+        cls,
+        client: QdrantClient,
+        collection: str,
+        *,
+        dim: int,
+        distance: str = "cosine",
+        content_key: str = "page_content",
+        metadata_key: str = "metadata",
+        vector_name: str | None = None,
+    ) -> QdrantStore:
+        """Create the collection (it must not exist yet) and return a store on it."""
+        metric = _DISTANCES.get(distance)
+        if metric is None:
+            raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(_DISTANCES)}")
+        vectors = qm.VectorParams(size=dim, distance=metric)
+        try:
+            if client.collection_exists(collection):
+                raise StoreError(f"Qdrant collection {collection!r} already exists")
+            client.create_collection(
+                collection, vectors_config={vector_name: vectors} if vector_name else vectors
+            )
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot create Qdrant collection {collection!r}: {exc}") from exc
+        return cls(
+            client,
+            collection,
+            dim=dim,
+            content_key=content_key,
+            metadata_key=metadata_key,
+            vector_name=vector_name,
+        )
+
+    # -- the Store protocol ---------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the collection's vectors."""
+        return self._dim
+
+    def translate(self, expr: ir.Expr) -> Pushdown:
+        """The Qdrant filter for a plan's filter IR (see ``ragguard.stores._qdrant_filter``)."""
+        return self._filters.translate(expr)
+
+    def search(
+        self,
+        vector: Sequence[float],
+        limit: int,
+        pushdown: Pushdown,
+        *,
+        exact: bool = False,
+    ) -> list[StoredChunk]:
+        """The ``limit`` nearest points matching ``pushdown``, best first."""
+        if pushdown.matches_nothing or limit <= 0:
+            return []
+        client = self._sync("search")
+        try:
+            response = client.query_points(
+                self.collection, **self._query(vector, limit, pushdown, exact)
+            )
+        except Exception as exc:
+            raise self._error("search", exc) from exc
+        return [self._stored(p.id, p.score, p.payload) for p in response.points]
+
+    async def asearch(
+        self,
+        vector: Sequence[float],
+        limit: int,
+        pushdown: Pushdown,
+        *,
+        exact: bool = False,
+    ) -> list[StoredChunk]:
+        """Async :meth:`search` (the async client if given, else a worker thread)."""
+        if self.async_client is None:
+            return await asyncio.to_thread(self.search, vector, limit, pushdown, exact=exact)
+        if pushdown.matches_nothing or limit <= 0:
+            return []
+        try:
+            response = await self.async_client.query_points(
+                self.collection, **self._query(vector, limit, pushdown, exact)
+            )
+        except Exception as exc:
+            raise self._error("search", exc) from exc
+        return [self._stored(p.id, p.score, p.payload) for p in response.points]
+
+    def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
+        """Write chunks in batches of :data:`UPSERT_BATCH`; returns their point ids."""
+        client = self._sync("upsert")
+        ids: list[str] = []
+        batch: list[qm.PointStruct] = []
+        for chunk in chunks:
+            pid = point_id(chunk.id)
+            vector = as_vector(chunk.vector, self._dim)
+            batch.append(
+                qm.PointStruct(
+                    id=pid,
+                    vector={self.vector_name: vector} if self.vector_name else vector,
+                    payload={self.content_key: chunk.text, self.metadata_key: dict(chunk.metadata)},
+                )
+            )
+            ids.append(str(pid))
+            if len(batch) == UPSERT_BATCH:
+                self._write(client, batch)
+                batch = []
+        if batch:
+            self._write(client, batch)
+        return ids
+
+    def get(self, ids: Sequence[str | int]) -> list[StoredChunk]:
+        """The stored points with these chunk ids (missing ones skipped)."""
+        if not ids:
+            return []
+        client = self._sync("get")
+        try:
+            records = client.retrieve(
+                self.collection, [point_id(i) for i in ids], with_payload=True
+            )
+        except Exception as exc:
+            raise self._error("get", exc) from exc
+        return [self._stored(r.id, 0.0, r.payload) for r in records]
+
+    def create_payload_indexes(self, specs: Iterable[IndexSpec]) -> None:
+        """Create payload indexes on ``<metadata_key>.<field>`` (idempotent in Qdrant)."""
+        client = self._sync("create_payload_indexes")
+        for spec in specs:
+            schema: Any = _SCHEMAS[spec.schema]
+            if spec.is_tenant and spec.schema == "keyword":
+                schema = qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True)
+            try:
+                client.create_payload_index(
+                    self.collection, f"{self.metadata_key}.{spec.field}", field_schema=schema
+                )
+            except Exception as exc:
+                raise self._error("create_payload_indexes", exc) from exc
+
+    def close(self) -> None:
+        """Nothing to release: the clients belong to the caller, who closes them."""
+
+    def __repr__(self) -> str:
+        return f"QdrantStore(collection={self.collection!r}, dim={self._dim})"
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _query(
+        self, vector: Sequence[float], limit: int, pushdown: Pushdown, exact: bool
+    ) -> dict[str, Any]:
+        return {
+            "query": as_vector(vector, self._dim),
+            "using": self.vector_name,
+            "query_filter": pushdown.native,
+            "limit": limit,
+            "with_payload": True,
+            "with_vectors": False,
+            "search_params": qm.SearchParams(exact=True) if exact else None,
+        }
+
+    def _write(self, client: QdrantClient, batch: list[qm.PointStruct]) -> None:
+        try:
+            client.upsert(self.collection, points=batch, wait=True)
+        except Exception as exc:
+            raise self._error("upsert", exc) from exc
+
+    def _sync(self, operation: str) -> QdrantClient:
+        if self.client is None:
+            raise StoreError(
+                f"{operation} needs a synchronous QdrantClient; this store has only an async one"
+            )
+        return self.client
+
+    def _collection_dim(self, client: QdrantClient) -> int:
+        try:
+            info = client.get_collection(self.collection)
+        except Exception as exc:
+            raise self._error("reading the vector size of", exc) from exc
+        vectors = info.config.params.vectors
+        if isinstance(vectors, dict):
+            if self.vector_name not in vectors:
+                raise StoreError(
+                    f"Qdrant collection {self.collection!r} has no vector named "
+                    f"{self.vector_name!r} (it has {sorted(vectors)})"
+                )
+            vectors = vectors[self.vector_name]
+        if vectors is None:
+            raise StoreError(f"Qdrant collection {self.collection!r} has no dense vectors")
+        return int(vectors.size)
+
+    def _error(self, operation: str, exc: Exception) -> StoreError:
+        return StoreError(f"Qdrant {operation} on collection {self.collection!r} failed: {exc}")
+
+    def _stored(self, raw_id: object, score: float, payload: object) -> StoredChunk:
+        return stored_chunk(
+            raw_id, score, payload, content_key=self.content_key, metadata_key=self.metadata_key
+        )
