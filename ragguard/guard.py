@@ -35,7 +35,7 @@ import numpy as np
 
 from ragguard.exceptions import AuditError, QueryError, RagGuardError, StoreError
 from ragguard.policy import ir
-from ragguard.policy._plan import Decision, Plan
+from ragguard.policy._plan import Decision, Plan, PlanKind
 from ragguard.policy._policy import Policy
 from ragguard.stores.base import Pushdown, Store, StoredChunk
 from ragguard.subject import Subject, require_subject
@@ -243,12 +243,7 @@ class Guard:
         if policy_plan.kind == "deny_all":
             pushdown = Pushdown(native=None, exact=True, matches_nothing=True)
         else:
-            try:
-                pushdown = self.store.translate(policy_plan.filter)
-            except RagGuardError:
-                raise
-            except Exception as exc:
-                raise StoreError(f"the store could not translate the plan filter: {exc}") from exc
+            pushdown = self._translate(policy_plan.filter)
         plan = dataclasses.replace(policy_plan, exact=pushdown.exact)
         with self._lock:
             # Holding policy_plan keeps its id() from being reused while cached.
@@ -256,6 +251,14 @@ class Guard:
             if len(self._pushdowns) > 4096:
                 self._pushdowns.popitem(last=False)
         return plan, pushdown
+
+    def _translate(self, expr: ir.Expr) -> Pushdown:
+        try:
+            return self.store.translate(expr)
+        except RagGuardError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"the store could not translate the plan filter: {exc}") from exc
 
     def check(
         self, subject: Subject, metadata: Mapping[str, Any], action: str | None = None
@@ -326,13 +329,15 @@ class Guard:
         plan, pushdown = self._plan_and_pushdown(subject, action)
         if where is not None and plan.kind != "deny_all":
             narrowed = ir.and_(plan.filter, _where_expr(where))
-            pushdown = self.store.translate(narrowed)
-            plan = dataclasses.replace(
-                plan,
-                filter=narrowed,
-                exact=pushdown.exact,
-                kind=("deny_all" if narrowed == ir.FALSE else "conditional"),
+            pushdown = self._translate(narrowed)
+            kind: PlanKind = (
+                "deny_all"
+                if narrowed == ir.FALSE
+                else "allow_all"
+                if narrowed == ir.TRUE
+                else "conditional"
             )
+            plan = dataclasses.replace(plan, filter=narrowed, exact=pushdown.exact, kind=kind)
             if narrowed == ir.FALSE:
                 pushdown = Pushdown(native=None, exact=True, matches_nothing=True)
         self._tracer.planned(plan)
