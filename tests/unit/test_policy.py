@@ -160,24 +160,36 @@ def test_concurrent_reloads_never_mix_versions() -> None:
     versions: set[str] = set()
     errors: list[BaseException] = []
 
+    reloads_done = threading.Event()
+
     def plan_repeatedly() -> None:
         try:
-            for i in range(300):
+            i = 0
+            # Plan until every reload is over (and at least 300 times), so that the
+            # planning threads overlap the reloads however the scheduler runs them; the
+            # last plan is made after the final reload.
+            while True:
+                finished = reloads_done.is_set() and i >= 300
+                i += 1
                 subject = rg.Subject(id="alice", attributes={"clearance": i % 4})
                 plan = policy.plan(subject)
                 assert plan.decide({"tenant": "acme", "dept": "x", "level": 0}).policy_version == (
                     plan.policy_version
                 )
                 versions.add(plan.policy_version)
+                if finished:
+                    return
         except BaseException as exc:
             errors.append(exc)
 
+    versions.add(policy.plan(rg.Subject(id="alice")).policy_version)
     threads = [threading.Thread(target=plan_repeatedly) for _ in range(4)]
     for thread in threads:
         thread.start()
     for i in range(20):
         enforcer.add_policy("engineer", f"dept{i}", "read", "allow")
         policy.reload()
+    reloads_done.set()
     for thread in threads:
         thread.join()
     assert not errors
