@@ -25,7 +25,6 @@ _COMMAND_MODULES = (
     "ragguard.policy.cli",
     "ragguard.provenance.cli",
     "ragguard.audit.cli",
-    "ragguard.stores.cli",
 )
 
 
@@ -37,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # that feature is not part of this build
-            raise
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
