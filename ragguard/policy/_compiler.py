@@ -394,7 +394,10 @@ def _role_call_uncached(graph: RoleGraph, args: list[object]) -> ir.Expr:
         # Casbin: g(x, x, anything) holds for every domain, even an unknown one.
         if any(a == b for a in known_choices[0] for b in known_choices[1]):
             return ir.TRUE
-        candidates: set[str] = set(graph.domains)
+        # Otherwise a domain can only qualify if the user has a link of its own there.
+        candidates: set[str] = set()
+        for user in known_choices[0]:
+            candidates |= graph.domains_of(user)
     else:
         candidates = set(graph.names)
         candidates.update(known_choices[1 - position])  # g(x, x) always holds

@@ -7,22 +7,23 @@ while in use is either seen whole (a new snapshot, a new version) or not at all.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import casbin
-from casbin.rbac.default_role_manager.role_manager import DomainManager, RoleManager
 
 from ragguard.exceptions import PolicyLoadError, UnsupportedPolicyError
 
 __all__ = ["PolicyLine", "RoleGraph", "Snapshot", "load_enforcer", "snapshot_from_enforcer"]
+
+_REACHABLE_CACHE_SIZE = 65_536
 
 EffectKind = Literal["allow", "allow_and_no_deny"]
 
@@ -44,11 +45,17 @@ class PolicyLine:
 
 
 class RoleGraph:
-    """Role links of one ``g`` definition, answered by Casbin's own role manager.
+    """Role links of one ``g`` definition, with the semantics of Casbin's role managers.
 
     Built from the snapshot's links (not the live enforcer's manager), so a later
-    policy change cannot reach plans compiled from this snapshot. Casbin's role
-    manager creates entries on lookup, so queries are serialised.
+    policy change cannot reach plans compiled from this snapshot. Answers are those of
+    Casbin's ``RoleManager`` / ``DomainManager`` without pattern functions (ragguard
+    refuses those): ``has_link(a, b[, d])`` holds when ``b`` is ``a`` or is reachable
+    from ``a`` through at most ``max_depth - 1`` links of domain ``d``. Casbin's own
+    managers are not queried at plan time: they create an entry for every name looked
+    up, and a new name costs a scan of every role in the domain, which made the first
+    plans of a large policy take seconds (tests/unit/test_role_graph.py checks the
+    answers against Casbin's managers).
     """
 
     def __init__(
@@ -57,24 +64,50 @@ class RoleGraph:
         self.name = name
         self.with_domain = with_domain
         self.arity = 3 if with_domain else 2
-        self._lock = threading.Lock()
-        self._manager: RoleManager | DomainManager = (
-            DomainManager(max_depth) if with_domain else RoleManager(max_depth)
-        )
+        self.max_depth = max_depth
+        # domain ("" without domains) -> user -> the roles it is linked to directly
+        self._edges: dict[str, dict[str, set[str]]] = {}
+        user_domains: dict[str, set[str]] = {}
         names: set[str] = set()
         domains: set[str] = set()
         for link in links:
-            self._manager.add_link(*link[: self.arity])
+            domain = link[2] if with_domain else ""
+            self._edges.setdefault(domain, {}).setdefault(link[0], set()).add(link[1])
+            user_domains.setdefault(link[0], set()).add(domain)
             names.update(link[:2])
             if with_domain:
-                domains.add(link[2])
+                domains.add(domain)
         self.names: tuple[str, ...] = tuple(sorted(names))
         self.domains: tuple[str, ...] = tuple(sorted(domains))
+        self._user_domains = {user: frozenset(ds) for user, ds in user_domains.items()}
+        self._reachable = functools.lru_cache(maxsize=_REACHABLE_CACHE_SIZE)(self._walk)
 
     def has_link(self, *args: str) -> bool:
         """Casbin's ``g(name1, name2[, domain])``."""
-        with self._lock:
-            return bool(self._manager.has_link(*args))
+        domain = args[2] if self.with_domain and len(args) > 2 else ""
+        return args[1] in self._reachable(args[0], domain)
+
+    def domains_of(self, name: str) -> frozenset[str]:
+        """The domains in which ``name`` has at least one link of its own.
+
+        ``has_link(name, other, d)`` with ``other != name`` can only hold in these.
+        """
+        return self._user_domains.get(name, frozenset())
+
+    def _walk(self, name: str, domain: str) -> frozenset[str]:
+        """``name`` and every role reachable from it in ``domain`` within the depth limit."""
+        if self.max_depth <= 0:
+            return frozenset()
+        edges = self._edges.get(domain, {})
+        seen = {name}
+        frontier = {name}
+        # Casbin's _has_link checks the start at level max_depth and gives up at level 0.
+        for _ in range(self.max_depth - 1):
+            frontier = {role for user in frontier for role in edges.get(user, ())} - seen
+            if not frontier:
+                break
+            seen |= frontier
+        return frozenset(seen)
 
 
 @dataclass(frozen=True)
