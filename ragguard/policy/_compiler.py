@@ -39,6 +39,7 @@ __all__ = [
 
 MAX_MATCHER_NODES = 5_000
 MAX_MATCHER_DEPTH = 64
+MAX_MATCHER_CHARS = 100_000
 
 _COMPARE_OPS: dict[type[ast.cmpop], str] = {
     ast.Eq: "==",
@@ -99,12 +100,23 @@ class MatcherProgram:
         self._sub, self._obj, self._act = snapshot.request_tokens
         self._policy_index = {token: i for i, token in enumerate(snapshot.policy_tokens)}
         self.field_uses: set[FieldUse] = set()
+        if len(text) > MAX_MATCHER_CHARS:
+            raise UnsupportedPolicyError(
+                f"{where}: the matcher is too large ({len(text)} characters, the limit is "
+                f"{MAX_MATCHER_CHARS})"
+            )
         rewritten = _casbin_rewrite(text)
         try:
             module = ast.parse(rewritten.strip(), mode="eval")
         except SyntaxError as exc:
             raise UnsupportedPolicyError(
-                f"{where}: the matcher is not a valid expression ({exc.msg}): {text!r}"
+                f"{where}: the matcher is not a valid expression ({exc.msg}): {_excerpt(text)}"
+            ) from None
+        except (MemoryError, RecursionError):
+            # CPython's parser gives up on very deep nesting (e.g. thousands of '!').
+            raise UnsupportedPolicyError(
+                f"{where}: the matcher is nested too deeply to parse (limit: depth "
+                f"{MAX_MATCHER_DEPTH}): {_excerpt(text)}"
             ) from None
         _check_size(module.body, where)
         self._run: BoolFn = self._bool(module.body)
@@ -464,6 +476,11 @@ def _casbin_rewrite(expr: str) -> str:
 def _source(node: ast.AST) -> str:
     text = ast.unparse(node)
     return re.sub(r"\b([rp]\d*)_(?=\w)", r"\1.", text)
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    """``text`` for an error message: quoted, and cut when long."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _check_size(root: ast.AST, where: str) -> None:
