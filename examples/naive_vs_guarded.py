@@ -59,30 +59,35 @@ def main() -> None:
         vector = embedder.embed_query(QUESTION)
 
         naive = store.search(vector, K, NO_FILTER)
-        leaked = [hit for hit in naive if not guard.check(carol, hit.metadata or {}).released]
+        leaked = [
+            (chunk.score, chunk.metadata or {})
+            for chunk in naive
+            if not guard.check(carol, chunk.metadata or {}).released
+        ]
         print(f"== naive: a plain vector query returns {len(naive)} chunks, {len(leaked)} of")
         print("   which carol may not read:")
-        for hit in leaked:
-            print(f"   LEAK {hit.score:.2f} {describe(hit.metadata or {})}")
-        leaked_metadata = [hit.metadata or {} for hit in leaked]
+        for score, metadata in leaked:
+            print(f"   LEAK {score:.2f} {describe(metadata)}")
 
         guarded = guard.search(carol, vector, k=K)
         print(f"\n== guarded: carol's policy is pushed into the query; {len(guarded)} chunks,")
         print("   every one released by a policy line:")
         for hit in guarded:
             print(f"   ok   {hit.score:.2f} {describe(hit.metadata)}")
+        guarded_leaks = sum(not guard.check(carol, hit.metadata).released for hit in guarded)
 
-        other_tenants = sum(m.get("tenant") != "globex" for m in leaked_metadata)
-        above_clearance = sum(m.get("level", 0) > 0 for m in leaked_metadata)
-        on_hold = sum(m.get("label") == "legal_hold" for m in leaked_metadata)
+        other_tenants = sum(m.get("tenant") != "globex" for _, m in leaked)
+        above_clearance = sum(m.get("level", 0) > 0 for _, m in leaked)
+        on_hold = sum(m.get("label") == "legal_hold" for _, m in leaked)
         print("\nSummary")
         print(
             f"  naive:   {len(leaked)} of {len(naive)} chunks leak ({other_tenants} from other "
             f"companies, {above_clearance} above level 0, {on_hold} under legal hold)"
         )
         print(f"  post-filtering the naive top {K} would leave carol {len(naive) - len(leaked)}")
-        print(f"  guarded: 0 of {len(guarded)} chunks leak; carol gets a full top {K}")
-        assert all(guard.check(carol, hit.metadata).released for hit in guarded)
+        print(
+            f"  guarded: {guarded_leaks} of {len(guarded)} chunks leak; carol gets {len(guarded)}"
+        )
 
 
 if __name__ == "__main__":
