@@ -115,7 +115,7 @@ def main() -> None:
 
         assert audit.retrieval is not None
         print("  withheld (from the audit record):")
-        for hit in audit.retrieval.withheld:
+        for hit in sorted(audit.retrieval.withheld, key=lambda hit: hit.metadata["title"]):
             print(f"    {hit.metadata['title']}: {hit.decision.reason}")
         withheld = {hit.id for hit in audit.retrieval.withheld}
         assert withheld == {salary_id, benefits_id}, withheld
