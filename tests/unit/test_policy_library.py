@@ -35,6 +35,8 @@ effect, which lines apply) is Casbin's own evaluation.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -688,3 +690,46 @@ def test_golden_files_are_committed() -> None:
     expected = [f"tests/unit/golden/{folder.name}.json" for folder in _policy_folders()]
     missing = [path for path in expected if path not in tracked]
     assert missing == [], f"git add and commit these golden files: {missing}"
+
+
+# -- the documentation's examples ------------------------------------------------------------
+
+DOCS_WITH_EXAMPLES = ("policy-language.md", "concepts.md")
+
+
+def _python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.DOTALL)
+
+
+def _expected_output(block: str) -> list[str]:
+    """The ``# `` comment lines that directly follow a ``print(...)`` line (one per line
+    printed): what the documentation says the call prints."""
+    expected: list[str] = []
+    after_print = False
+    for line in block.splitlines():
+        if after_print and line.startswith("# "):
+            expected.append(line[2:])
+            continue
+        after_print = "print(" in line
+    return expected
+
+
+@pytest.mark.parametrize("name", DOCS_WITH_EXAMPLES)
+def test_documentation_examples_run_and_print_what_they_say(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Python block of the page runs, top to bottom, and prints what it claims."""
+    path = ROOT / "docs" / name
+    blocks = _python_blocks(path)
+    assert blocks, f"{path} has no Python examples"
+    monkeypatch.chdir(ROOT)
+    namespace: dict[str, object] = {"__name__": f"docs.{path.stem}"}
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        for block in blocks:
+            exec(compile(block, str(path), "exec"), namespace)
+    printed = output.getvalue().splitlines()
+    expected = [line for block in blocks for line in _expected_output(block)]
+    assert expected, f"{path}: show what at least one example prints"
+    missing = [line for line in expected if line not in printed]
+    assert missing == [], f"{path}: these documented outputs were not printed: {missing}"
