@@ -18,7 +18,7 @@ from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import ParrotFakeChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import RunnablePassthrough
+from langchain_core.runnables import RunnableConfig, RunnablePassthrough
 
 import ragguard as rg
 from ragguard.testing import HashEmbedder, sample_corpus
@@ -69,7 +69,7 @@ def main() -> None:
         ]
         print(f"Question: {QUESTION}\n")
         for user in users:
-            config = {"configurable": {"ragguard_subject": user}}
+            config: RunnableConfig = {"configurable": {"ragguard_subject": user}}
             sources = [d.metadata["title"] for d in retriever.invoke(QUESTION, config=config)]
             answer = chain.invoke(QUESTION, config=config)
             print(

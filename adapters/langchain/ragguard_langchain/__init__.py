@@ -11,7 +11,12 @@ re-checked, and no call is ever unfiltered::
     chain.invoke(question, config={"configurable": {"ragguard_subject": alice}})
 """
 
-from ragguard_langchain.retriever import SUBJECT_CONFIG_KEY, GuardedRetriever, document_from_hit
+from ragguard_langchain.retriever import (
+    SUBJECT_CONFIG_KEY,
+    GuardedRetriever,
+    QueryEmbedder,
+    document_from_hit,
+)
 from ragguard_langchain.vectorstores import PostFilterStore, PostFilterWarning
 
 __all__ = [
@@ -19,5 +24,6 @@ __all__ = [
     "GuardedRetriever",
     "PostFilterStore",
     "PostFilterWarning",
+    "QueryEmbedder",
     "document_from_hit",
 ]

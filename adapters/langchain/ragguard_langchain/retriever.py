@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig
 from langchain_core.vectorstores import VectorStore
@@ -48,12 +47,27 @@ from ragguard.stores import Store
 from ragguard_langchain._filters import caller_filter_to_ir
 from ragguard_langchain.vectorstores import PostFilterStore, PostFilterWarning
 
-__all__ = ["SUBJECT_CONFIG_KEY", "GuardedRetriever", "document_from_hit"]
+__all__ = ["SUBJECT_CONFIG_KEY", "GuardedRetriever", "QueryEmbedder", "document_from_hit"]
 
 SUBJECT_CONFIG_KEY = "ragguard_subject"
 """The ``config["configurable"]`` key that carries the subject of one call."""
 
 _SEARCH_KWARGS = frozenset({"k", "filter"})
+
+
+class QueryEmbedder(Protocol):
+    """What the retriever needs from embeddings: LangChain's two query methods.
+
+    Every LangChain ``Embeddings`` has them, and so does ``ragguard.testing.HashEmbedder``.
+    """
+
+    def embed_query(self, text: str) -> list[float]:
+        """The vector of one query."""
+        ...
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """The vector of one query, asynchronously."""
+        ...
 
 
 class GuardedRetriever(BaseRetriever):
@@ -76,7 +90,7 @@ class GuardedRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
     guard: Guard
-    embeddings: SkipValidation[Embeddings]
+    embeddings: SkipValidation[QueryEmbedder]
     subject: Subject | None = None
     k: int = Field(default=4, ge=1)
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -86,9 +100,13 @@ class GuardedRetriever(BaseRetriever):
     def _check_embeddings(cls, value: Any) -> Any:
         # Duck-typed like LangChain itself: anything with embed_query/aembed_query works
         # (ragguard.testing.HashEmbedder included), not only Embeddings subclasses.
-        if not callable(getattr(value, "embed_query", None)):
+        missing = [
+            m for m in ("embed_query", "aembed_query") if not callable(getattr(value, m, None))
+        ]
+        if missing:
             raise TypeError(
-                f"embeddings must have an embed_query method, got {type(value).__name__}"
+                f"embeddings must have embed_query and aembed_query methods; "
+                f"{type(value).__name__} lacks {', '.join(missing)}"
             )
         return value
 
@@ -131,7 +149,7 @@ class GuardedRetriever(BaseRetriever):
         subject: Subject | Mapping[str, Any] | None = None,
         k: int = 4,
         search_kwargs: dict[str, Any] | None = None,
-        embeddings: Embeddings | None = None,
+        embeddings: QueryEmbedder | None = None,
         **guard_options: Any,
     ) -> GuardedRetriever:
         """Guard an existing LangChain vector store; no data moves.

@@ -15,15 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from ragguard import StoreError
 from ragguard.policy import ir
 from ragguard.stores import Chunk, IndexSpec, Pushdown, StoredChunk
+
+if TYPE_CHECKING:
+    from ragguard_langchain.retriever import QueryEmbedder
 
 __all__ = ["PostFilterStore", "PostFilterWarning"]
 
@@ -55,7 +57,7 @@ class PostFilterStore:
         vectorstore: VectorStore,
         *,
         dim: int | None = None,
-        embeddings: Embeddings | None = None,
+        embeddings: QueryEmbedder | None = None,
     ) -> None:
         if not isinstance(vectorstore, VectorStore):
             raise TypeError(

@@ -331,5 +331,5 @@ def test_works_in_an_lcel_chain_and_callbacks_see_the_run(retriever: GuardedRetr
 
 
 def test_embeddings_must_embed(guard: rg.Guard) -> None:
-    with pytest.raises(TypeError, match="embed_query"):
+    with pytest.raises(TypeError, match="lacks embed_query, aembed_query"):
         GuardedRetriever(guard=guard, embeddings=object())
