@@ -447,24 +447,30 @@ def _match_call(
             if field_first and name == "keyMatch" and "*" not in text:
                 atoms.append(ir.Eq(ref.name, text))  # keyMatch without '*' is equality
             else:
-                _check_pattern(name, text if field_first else None, where)
+                if field_first:
+                    _check_pattern(name, function, text, where)
                 atoms.append(ir.Match(name, ref.name, text, field_first))
         return ir.or_(*atoms)
     for a in elements(key):
         for b in elements(pattern):
             if isinstance(a, str) and isinstance(b, str):
-                _check_pattern(name, b, where)
+                _check_pattern(name, function, b, where)
                 if function(a, b):
                     return ir.TRUE
     return ir.FALSE
 
 
-def _check_pattern(name: str, pattern: str | None, where: str) -> None:
-    if name == "regexMatch" and pattern is not None:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise PolicyError(f"{where}: invalid regular expression {pattern!r}: {exc}") from None
+def _check_pattern(
+    name: str, function: Callable[[str, str], bool], pattern: str, where: str
+) -> None:
+    """Raise PolicyError if Casbin cannot use ``pattern`` (regexMatch and keyMatch2-5
+    build a regular expression from it); never let ``re.error`` escape at query time."""
+    try:
+        function("", pattern)
+    except re.error as exc:
+        raise PolicyError(
+            f"{where}: invalid regular expression {pattern!r} in {name}(): {exc}"
+        ) from None
 
 
 def _casbin_rewrite(expr: str) -> str:

@@ -119,13 +119,24 @@ def _match_check(expr: ir.Match) -> Check:
 
     def check(md: Metadata) -> bool:
         for value in elements(md[name]):
-            if isinstance(value, str) and (
-                function(value, other) if field_first else function(other, value)
-            ):
+            if isinstance(value, str) and _matches(function, value, other, field_first):
                 return True
         return False
 
     return check
+
+
+def _matches(
+    function: Callable[[str, str], bool], value: str, other: str, field_first: bool
+) -> bool:
+    # Patterns from the policy are checked when the plan is compiled; a pattern taken
+    # from chunk metadata can still be one Casbin cannot use (an invalid regular
+    # expression, or keyMatch4's "number of tokens" error). Casbin raises there; the
+    # chunk simply does not match, so a bad value in one chunk cannot fail a search.
+    try:
+        return bool(function(value, other) if field_first else function(other, value))
+    except Exception:  # any failure inside Casbin's function is "no match"
+        return False
 
 
 _NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}

@@ -409,3 +409,28 @@ def _enforcer() -> tuple[casbin.Enforcer, None]:
 
     enforcer, *_ = load_enforcer(MODEL, POLICY)
     return enforcer, None
+
+
+@pytest.mark.parametrize("function", ["regexMatch", "keyMatch2", "keyMatch3", "keyMatch5"])
+def test_an_invalid_pattern_in_the_policy_is_a_policy_error_not_re_error(function: str) -> None:
+    """keyMatch2-5 build a regex from the policy's pattern: a broken one raises
+    PolicyError naming the place and the pattern, never re.error from a search."""
+    policy = rg.Policy.from_casbin(
+        _abac(f"{function}(r.obj.path, p.dept)"), "p, x, /kb/(open/*, read, allow\n"
+    )
+    with pytest.raises(rg.PolicyError, match=r"invalid regular expression '/kb/\(open/\*'"):
+        policy.check(ALICE, {"path": "/kb/(open/a"})
+
+
+def test_an_unusable_pattern_in_chunk_metadata_denies_that_chunk() -> None:
+    """A pattern taken from the chunk that Casbin cannot use (an invalid regex, keyMatch4's
+    token-count error) means 'no match' for that chunk, not an exception at query time."""
+    policy = rg.Policy.from_casbin(
+        _abac("regexMatch(p.dept, r.obj.pattern)"), "p, x, /kb/open/a, read, allow\n"
+    )
+    assert not policy.check(ALICE, {"pattern": "[unclosed"}).released
+    assert policy.check(ALICE, {"pattern": "^/kb/open/"}).released
+    groups = rg.Policy.from_casbin(
+        _abac("keyMatch4(r.obj.path, p.dept)"), "p, x, /a/(b)/{id}, read, allow\n"
+    )
+    assert not groups.check(ALICE, {"path": "/a/b/1"}).released
