@@ -23,6 +23,7 @@ import ragguard as rg
 # (and seconds per warm call): measured only with RAGGUARD_BENCH_SLOW=1.
 ENFORCE_MAX_LINES = 10_000 if env_int("RAGGUARD_BENCH_SLOW", 0) else 3000
 
+
 def casbin_subject(subject: rg.Subject) -> SimpleNamespace:
     """The subject as casbin.enforce sees it: ``r.sub.id``, ``r.sub.<attribute>``."""
     return SimpleNamespace(id=subject.id, **subject.attributes)
