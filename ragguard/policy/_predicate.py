@@ -169,6 +169,11 @@ def explain_failure(expr: ir.Expr, md: Metadata) -> str:
         for op, bound in expr.bounds():
             if not any(scalar_order(op, v, bound) for v in elements(value)):
                 origin = f" ({expr.origin})" if expr.origin and expr.origin != repr(bound) else ""
+                if not any(kind_of(v) == kind_of(bound) for v in elements(value)):
+                    # "level '1' > 2" would be false: a string has no order against a number
+                    return (
+                        f"{expr.field} {shown} cannot be ordered against {describe(bound)}{origin}"
+                    )
                 return f"{expr.field} {shown} {_NEGATED[op]} {describe(bound)}{origin}"
         return f"{expr.field} {shown} is out of range"
     if isinstance(expr, ir.Exists):

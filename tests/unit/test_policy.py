@@ -434,3 +434,17 @@ def test_an_unusable_pattern_in_chunk_metadata_denies_that_chunk() -> None:
         _abac("keyMatch4(r.obj.path, p.dept)"), "p, x, /a/(b)/{id}, read, allow\n"
     )
     assert not groups.check(ALICE, {"path": "/a/b/1"}).released
+
+
+def test_a_reason_never_claims_an_order_between_a_string_and_a_number() -> None:
+    """'level '1' > 2' would be false: the reason says the values cannot be ordered."""
+    policy = rg.Policy.from_casbin(
+        _abac("r.obj.level <= r.sub.clearance"), "p, x, y, read, allow\n"
+    )
+    assert policy.check(ALICE, {"level": "1"}).reason == (
+        "level '1' cannot be ordered against 2 (r.sub.clearance)"
+    )
+    assert policy.check(ALICE, {"level": True}).reason == (
+        "level True cannot be ordered against 2 (r.sub.clearance)"
+    )
+    assert policy.check(ALICE, {"level": 3}).reason == "level 3 > 2 (r.sub.clearance)"
