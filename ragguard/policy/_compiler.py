@@ -178,6 +178,13 @@ class MatcherProgram:
         if op is None:
             raise self._unsupported(node, "unsupported comparison operator")
         left_node, right_node = node.left, node.comparators[0]
+        if op not in ("in", "not in") and any(
+            isinstance(n, (ast.Tuple, ast.List)) for n in (left_node, right_node)
+        ):
+            # Casbin compares a value with the tuple itself (never equal); write `in`.
+            raise self._unsupported(
+                node, f"'{op}' with a list literal is never true in Casbin; use 'in'"
+            )
         if self._mentions_object(left_node) and self._mentions_object(right_node):
             raise self._unsupported(
                 node, "comparing two chunk attributes cannot be pushed into a vector filter"

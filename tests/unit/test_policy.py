@@ -101,7 +101,9 @@ def test_plans_are_cached_per_subject_and_version(policy: rg.Policy) -> None:
     """Equal subjects share one cached plan object; different attributes do not."""
     same = rg.Subject(id="alice", attributes={"clearance": 2})
     assert policy.plan(ALICE) is policy.plan(same)
-    assert policy.plan(ALICE) is not policy.plan(rg.Subject(id="alice", attributes={"clearance": 3}))
+    assert policy.plan(ALICE) is not policy.plan(
+        rg.Subject(id="alice", attributes={"clearance": 3})
+    )
 
 
 def test_version_changes_when_a_line_changes() -> None:
@@ -328,13 +330,12 @@ e = some(where (p.eft == allow))
 m = eval(p.rule) && r.act == p.act
 """
     policy_text = (
-        'p, "r.sub.dept == r.obj.dept && r.obj.level <= 1", read\n'
-        'p, "r.obj.public == True", read\n'
+        'p, "r.sub.dept == r.obj.dept && r.obj.level <= 1", read\np, "r.obj.public == True", read\n'
     )
     policy = rg.Policy.from_casbin(model, policy_text)
     eng = rg.Subject(id="x", attributes={"dept": "eng"})
     assert policy.check(eng, {"dept": "eng", "level": 1}).rule == (
-        'line 1: p, r.sub.dept == r.obj.dept && r.obj.level <= 1, read'
+        "line 1: p, r.sub.dept == r.obj.dept && r.obj.level <= 1, read"
     )
     assert policy.check(eng, {"public": True}).released
     assert not policy.check(eng, {"dept": "eng", "level": 2}).released
@@ -448,3 +449,12 @@ def test_a_reason_never_claims_an_order_between_a_string_and_a_number() -> None:
         "level True cannot be ordered against 2 (r.sub.clearance)"
     )
     assert policy.check(ALICE, {"level": 3}).reason == "level 3 > 2 (r.sub.clearance)"
+
+
+@pytest.mark.parametrize(
+    "matcher", ['r.obj.a == ("x", "y")', '["x"] != r.obj.a', "r.obj.level <= (1, 2)"]
+)
+def test_comparing_with_a_list_literal_is_refused(matcher: str) -> None:
+    """Casbin compares the whole tuple (never equal to a value): ragguard refuses, says `in`."""
+    with pytest.raises(rg.UnsupportedPolicyError, match="use 'in'"):
+        rg.Policy.from_casbin(_abac(matcher))
