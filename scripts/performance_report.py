@@ -1,0 +1,728 @@
+#!/usr/bin/env python3
+"""Run ragguard's benchmarks and write ``docs/performance.md`` from what they measured.
+
+::
+
+    python scripts/performance_report.py                    # run, then write the page
+    python scripts/performance_report.py --from-json r.json # only render a previous run
+    RAGGUARD_BENCH_SIZES=10000 python scripts/performance_report.py -o /tmp/perf.md
+
+It runs ``pytest tests/benchmarks --benchmark-json=...`` (pytest-benchmark), reads
+each benchmark's ``extra_info`` (figures and target checks, see
+``tests/benchmarks/_measure.py``) and renders the machine, the versions, every figure
+with its ratio against the baseline measured in the same run, and which targets were
+met. A benchmark that misses its target fails its test; the page says so too, the
+run still produces it. Exit status: pytest's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
+PACKAGES = (
+    "ragguard",
+    "qdrant-edge-py",
+    "pycasbin",
+    "numpy",
+    "opentelemetry-sdk",
+    "pytest-benchmark",
+)
+
+
+# -- the machine ------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    """CPU model, cores, RAM, OS and load, from /proc where available."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    return {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "RAM": ram,
+        "OS": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    found: dict[str, str] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+# -- running --------------------------------------------------------------------------
+
+
+def run_benchmarks(json_path: Path, pytest_args: Sequence[str]) -> tuple[int, float]:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/benchmarks",
+        "-p",
+        "no:cacheprovider",
+        f"--benchmark-json={json_path}",
+        "--benchmark-columns=median,iqr,rounds",
+        *pytest_args,
+    ]
+    print("running:", " ".join(command), file=sys.stderr)
+    started = time.monotonic()
+    status = subprocess.call(command, cwd=ROOT)
+    return status, time.monotonic() - started
+
+
+# -- rendering ------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "n/m"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def by_section(benchmarks: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    sections: dict[str, list[Mapping[str, Any]]] = {}
+    for bench in benchmarks:
+        info = bench.get("extra_info", {})
+        section = info.get("section")
+        if section:
+            sections.setdefault(section, []).append(info)
+        else:
+            sections.setdefault("other", []).append(bench)
+    return sections
+
+
+def render(
+    results: Mapping[str, Any],
+    *,
+    status: int | None,
+    duration_s: float | None,
+    loads: tuple[str, str] | None,
+    host: Mapping[str, str],
+    packages: Mapping[str, str],
+) -> str:
+    sections = by_section(results.get("benchmarks", []))
+    checks = [
+        check
+        for infos in sections.values()
+        for info in infos
+        if isinstance(info, Mapping)
+        for check in info.get("checks", [])
+    ]
+    out: list[str] = []
+    out.append("# Performance")
+    out.append(
+        "Generated by `python scripts/performance_report.py`, which runs "
+        "`pytest tests/benchmarks` with pytest-benchmark (`--benchmark-json`) and renders "
+        "what the benchmarks recorded. Every figure with a target is measured "
+        "**interleaved with its baseline in the same run** (each round times every "
+        "variant once, in rotating order) and the ratio is the median of the per-round "
+        "ratios, so load from other processes on this shared machine hits both sides. "
+        "Do not edit by hand: rerun the script. Benchmarks are not part of the default "
+        "test run; the command is `pytest tests/benchmarks` (scale knobs in "
+        "`tests/benchmarks/conftest.py`)."
+    )
+    run_facts = [("date (UTC)", results.get("datetime", "")[:19].replace("T", " "))]
+    if duration_s is not None:
+        run_facts.append(("benchmark run", f"{duration_s / 60:.1f} min"))
+    if status is not None:
+        run_facts.append(
+            (
+                "pytest exit status",
+                f"{status} ({'all passed' if status == 0 else 'some targets missed or tests failed'})",
+            )
+        )
+    if loads is not None:
+        run_facts.append(("load average before / after", f"{loads[0]} / {loads[1]}"))
+    out.append("## Machine and versions")
+    out.append(
+        table(
+            ["", ""],
+            [*host.items(), *[(k, v) for k, v in packages.items() if k != "python"], *run_facts],
+        )
+    )
+    out.append("## Targets")
+    out.append(
+        table(
+            ["target", "measured", "required", "met"],
+            [
+                (
+                    c["what"],
+                    c["value"],
+                    f"{c['op']} {cell(c['target'])}",
+                    "yes" if c["met"] else "**NO**",
+                )
+                for c in checks
+            ],
+        )
+    )
+    out.append(interpretation(sections, checks))
+    out.append(decision_section(sections.get("decision", [])))
+    out.append(compile_section(sections.get("plan_compile", []), sections.get("plan_cache", [])))
+    out.append(overhead_section(sections.get("search_overhead", [])))
+    out.append(recall_section(sections.get("recall", [])))
+    out.append(scaling_section(sections.get("scaling", [])))
+    out.append(policy_lines_section(sections.get("policy_lines", [])))
+    out.append(in_list_section(sections.get("in_list", [])))
+    out.append(throughput_section(sections.get("throughput", [])))
+    out.append(other_section(sections.get("other", [])))
+    return "\n\n".join(part for part in out if part) + "\n"
+
+
+def _figures(info: Mapping[str, Any]) -> Mapping[str, Any]:
+    figures: Mapping[str, Any] = info.get("figures", {})
+    return figures
+
+
+def decision_section(infos: Sequence[Mapping[str, Any]]) -> str:
+    if not infos:
+        return ""
+    rows = []
+    for info in infos:
+        f = _figures(info)
+        rows.append(
+            (
+                info["params"]["subject"],
+                f["plan_lines"],
+                f["casbin_enforce_us"] / 1000,
+                f["predicate_us"],
+                f["policy_check_us"],
+                f"{f['speedup']:,.0f}x",
+            )
+        )
+    return (
+        "## 1. Policy decision: compiled predicate vs `casbin.enforce`\n\n"
+        "One chunk, the 1,000-line policy (RBAC with domains: `g(r.sub.id, p.sub, "
+        "r.obj.tenant)`, plus an `eval(p.rule)` ABAC family; 3 % deny lines). `casbin.enforce` "
+        "runs on the `casbin.Enforcer` ragguard loaded, with the chunk as an object; the "
+        "predicate is `plan.decide(metadata)` on the cached plan, `policy.check` adds the "
+        "plan lookup. Decisions were compared on 40 chunks: identical.\n\n"
+        + table(
+            [
+                "subject",
+                "lines left in plan",
+                "casbin.enforce (ms)",
+                "predicate (µs)",
+                "policy.check (µs)",
+                "speed-up",
+            ],
+            rows,
+        )
+    )
+
+
+def compile_section(
+    compiles: Sequence[Mapping[str, Any]], caches: Sequence[Mapping[str, Any]]
+) -> str:
+    if not compiles and not caches:
+        return ""
+    rows: list[tuple[str, Any]] = []
+    for info in compiles:
+        f = _figures(info)
+        rows += [
+            (
+                "policy load (parse + validate 1,000 lines and eval rules)",
+                f"{f['policy_load_ms']:.0f} ms",
+            ),
+            ("first plan after load", f"{f['first_plan_after_load_ms']:.1f} ms"),
+            (
+                "cold plan compile, new user (median / max)",
+                f"{f['cold_compile_ms']:.1f} / {f['cold_compile_max_ms']:.1f} ms",
+            ),
+            (
+                "one casbin.enforce for the same user (interleaved)",
+                f"{f['casbin_enforce_ms']:.1f} ms",
+            ),
+            ("cold compile / one enforce call", f"{f['compile_per_enforce']:.2f}"),
+            ("policy lines left in the plan", f"{f['plan_lines']}"),
+        ]
+    for info in caches:
+        f = _figures(info)
+        rows += [
+            ("cached plan lookup (`policy.plan(subject)`)", f"{f['cached_lookup_us']:.2f} µs"),
+            (
+                "cached lookup with a new `Subject` object per request",
+                f"{f['lookup_with_new_subject_object_us']:.1f} µs",
+            ),
+            (
+                "`guard.plan(subject)` (plan + translated filter, cached)",
+                f"{f['guard_plan_lookup_us']:.2f} µs",
+            ),
+            (
+                "memory per cached plan (tracemalloc, incl. role-lookup cache)",
+                f"{f['bytes_per_cached_plan'] / 1024:.0f} KiB",
+            ),
+        ]
+    return (
+        "## 2. Plan compile and cache\n\nalice: engineer in four tenants, analyst, project member, contractor, 20 more roles.\n\n"
+        + table(["", ""], rows)
+    )
+
+
+LADDER = (
+    "store.search",
+    "guard (bare)",
+    "guard + provenance",
+    "guard + tracing",
+    "guard",
+    "guard + audit",
+)
+LADDER_NOTES = {
+    "raw": "baseline: `shard.query`, hand-written filter",
+    "store.search": "EdgeStore, ragguard's pushed-down filter",
+    "guard (bare)": "+ plan lookup, vector checks, per-hit decision, Retrieval record",
+    "guard + provenance": "bare + provenance verify (HMAC per hit)",
+    "guard + tracing": "bare + OTel span, 10 events, in-memory exporter",
+    "guard": "**target config**: provenance + tracing",
+    "guard + audit": "**target config** + JSONL audit (hash chain)",
+}
+
+
+def overhead_section(infos: Sequence[Mapping[str, Any]]) -> str:
+    if not infos:
+        return ""
+    parts = [
+        "## 3. Search overhead vs a raw qdrant-edge query\n\n"
+        "k=10, dimension 384, cosine, the same 200 query vectors for every variant, payload "
+        "returned by all. *bob*: engineer in 5 of 20 tenants, clearance 2 (3.75 % readable; "
+        "few enough candidates that Qdrant scans them exactly). *sel50*: 50 % readable "
+        "(filtered HNSW at 100k). Each variant adds one thing to the one above it."
+    ]
+    for info in sorted(infos, key=lambda i: (i["params"]["size"], i["params"]["subject"])):
+        f = _figures(info)
+        params = info["params"]
+        rows = [("raw", f["raw p50_us"], f["raw p95_us"], "1", LADDER_NOTES["raw"])]
+        for name in LADDER:
+            if f"{name} p50_us" in f:
+                rows.append(
+                    (
+                        name,
+                        f[f"{name} p50_us"],
+                        f[f"{name} p95_us"],
+                        f"{f[f'{name} / raw']:.2f}",
+                        LADDER_NOTES[name],
+                    )
+                )
+        parts.append(
+            f"**{params['size']:,} chunks, {params['subject']}** "
+            f"(answers identical to raw: {f['answer_overlap_with_raw']:.0%})\n\n"
+            + table(["variant", "p50 (µs)", "p95 (µs)", "ratio vs raw", "what it adds"], rows)
+        )
+    return "\n\n".join(parts)
+
+
+def recall_section(infos: Sequence[Mapping[str, Any]]) -> str:
+    if not infos:
+        return ""
+    parts = [
+        "## 4. Recall vs selectivity\n\n"
+        "Authorised recall@10 against numpy brute force over the chunks the subject may "
+        "read (by a hand-written predicate, not ragguard's), mean and worst over the "
+        "queries, with the median latency of each method (the post-filter methods include "
+        "the exact policy check; ragguard rows use a bare Guard)."
+    ]
+    for info in sorted(infos, key=lambda i: i["params"]["size"]):
+        rows = [
+            (
+                r["readable"],
+                r["readable_chunks"],
+                r["method"],
+                r["recall"],
+                r["min_recall"],
+                r["p50_ms"],
+            )
+            for r in _figures(info)["rows"]
+        ]
+        parts.append(
+            f"**{info['params']['size']:,} chunks, {info['params']['queries']} queries**\n\n"
+            + table(["readable", "chunks", "method", "recall@10", "worst query", "p50 (ms)"], rows)
+        )
+    return "\n\n".join(parts)
+
+
+def scaling_section(infos: Sequence[Mapping[str, Any]]) -> str:
+    if not infos:
+        return ""
+    infos = sorted(infos, key=lambda i: i["params"]["size"])
+    probes = ("sel50", "bob", "sel5", "sel05", "sel005")
+    readable = {
+        "sel50": "50 %",
+        "bob": "3.75 %",
+        "sel5": "5 %",
+        "sel05": "0.5 %",
+        "sel005": "0.05 %",
+    }
+    headers = ["", *[f"{i['params']['size']:,} chunks" for i in infos]]
+    rows: list[list[Any]] = []
+    build = [_figures(i)["build"] for i in infos]
+    rows.append(
+        [
+            "build: upsert (signed chunks, payload indexes)",
+            *[f"{b['upsert_s']:.1f} s" for b in build],
+        ]
+    )
+    rows.append(
+        ["build: optimize (HNSW + payload indexes)", *[f"{b['optimize_s']:.1f} s" for b in build]]
+    )
+    rows.append(
+        ["build: peak RSS (build process)", *[f"{b['peak_rss_mib']:,.0f} MiB" for b in build]]
+    )
+    rows.append(
+        [
+            "benchmark process RSS after the searches",
+            *[f"{_figures(i)['process_rss_mib']:,.0f} MiB" for i in infos],
+        ]
+    )
+    for probe in probes:
+        rows.append(
+            [
+                f"guarded search p50 / p95, {probe} ({readable[probe]})",
+                *[
+                    f"{_figures(i)[f'{probe} p50_ms']:.2f} / {_figures(i)[f'{probe} p95_ms']:.2f} ms"
+                    for i in infos
+                ],
+            ]
+        )
+    return (
+        "## 5. Scaling\n\n### Corpus size\n\nThe guard as deployed (tracing + provenance "
+        "verify); every released hit was checked against the hand-written predicate "
+        "(no leak). Build figures come from the run that built the cached shard.\n\n"
+        + table(headers, rows)
+    )
+
+
+def policy_lines_section(infos: Sequence[Mapping[str, Any]]) -> str:
+    if not infos:
+        return ""
+    rows = [
+        (
+            r["lines"],
+            r["load_ms"],
+            r["cold_compile_ms"],
+            r["plan_lines"],
+            r["predicate_us"],
+            r.get("casbin_first_enforce_ms"),
+            r["casbin_enforce_ms"],
+        )
+        for r in _figures(infos[0])["rows"]
+    ]
+    return (
+        "### Policy lines\n\nalice under policies of 10 to 10,000 lines (same generator; "
+        "g links about twice the p lines). n/m: not measured in the default run "
+        "(`RAGGUARD_BENCH_SLOW=1`).\n\n"
+        + table(
+            [
+                "p lines",
+                "load (ms)",
+                "cold compile (ms)",
+                "lines left in plan",
+                "predicate (µs)",
+                "first casbin.enforce (ms)",
+                "warm casbin.enforce (ms)",
+            ],
+            rows,
+        )
+    )
+
+
+def in_list_section(infos: Sequence[Mapping[str, Any]]) -> str:
+    if not infos:
+        return ""
+    info = infos[0]
+    rows = []
+    for r in _figures(info)["rows"]:
+        rows.append(
+            (
+                r["in_list"],
+                r.get("compile_ms"),
+                r.get("translate_ms"),
+                r.get("exact"),
+                r.get("guard_p50_ms"),
+                r.get("raw_p50_ms"),
+                r.get("raw_with_filter_build_p50_ms"),
+            )
+        )
+    return (
+        f"### `In`-list size (tenants/roles in the filter)\n\n{info['params']['size']:,} "
+        "chunks; a subject with the reader role in N tenants, 3 of them real (15 % readable "
+        "whatever N). Guard without tracing/provenance; raw = the same `MatchAny` by hand. "
+        "Last row: what id-list middleware sends instead, a `HasId` filter of every "
+        "readable chunk.\n\n"
+        + table(
+            [
+                "tenants in filter",
+                "compile (ms)",
+                "translate (ms)",
+                "exact pushdown",
+                "guard p50 (ms)",
+                "raw p50 (ms)",
+                "raw incl. building the id filter (ms)",
+            ],
+            rows,
+        )
+    )
+
+
+def throughput_section(infos: Sequence[Mapping[str, Any]]) -> str:
+    if not infos:
+        return ""
+    rows = []
+    for info in sorted(infos, key=lambda i: i["params"]["size"]):
+        f = _figures(info)
+        for name in ("raw", "guard"):
+            rows.append(
+                (
+                    f"{info['params']['size']:,}",
+                    name,
+                    f[f"{name} 1 thread /s"],
+                    f[f"{name} 2 threads /s"],
+                    f[f"{name} scaling"],
+                )
+            )
+    return (
+        "## 6. Throughput, 1 and 2 threads\n\nbob, k=10, guard with tracing + provenance; "
+        "three alternating 2-second windows per cell, medians.\n\n"
+        + table(["chunks", "", "1 thread (searches/s)", "2 threads (searches/s)", "scaling"], rows)
+    )
+
+
+def other_section(benches: Sequence[Mapping[str, Any]]) -> str:
+    if not benches:
+        return ""
+    rows = [
+        (
+            bench["fullname"].split("::", 1)[0].rsplit("/", 1)[-1],
+            bench["name"],
+            bench["stats"]["median"] * 1e6,
+        )
+        for bench in benches
+        if "stats" in bench
+    ]
+    return (
+        "## Other benchmarks in `tests/benchmarks`\n\nAudit and provenance benchmarks "
+        "(their own pages: [audit](audit.md), [provenance](provenance.md)), from the same run.\n\n"
+        + table(["file", "benchmark", "median (µs)"], rows)
+    )
+
+
+def interpretation(
+    sections: Mapping[str, Sequence[Mapping[str, Any]]], checks: Sequence[Mapping[str, Any]]
+) -> str:
+    met = [c for c in checks if c["met"]]
+    missed = [c for c in checks if not c["met"]]
+    lines = ["## What this shows", ""]
+    lines.append(
+        f"{len(met)} of {len(checks)} checks met."
+        + (
+            " Missed: "
+            + "; ".join(
+                f"{c['what']} = {cell(c['value'])} (needs {c['op']} {cell(c['target'])})"
+                for c in missed
+            )
+            + "."
+            if missed
+            else ""
+        )
+    )
+    overhead = sections.get("search_overhead", [])
+    if overhead:
+        lines.append("")
+        lines.append(overhead_reading(overhead))
+    recall = sections.get("recall", [])
+    if recall:
+        lines.append("")
+        lines.append(recall_reading(recall))
+    throughput = sections.get("throughput", [])
+    if throughput:
+        lines.append("")
+        lines.append(throughput_reading(throughput))
+    return "\n".join(lines)
+
+
+def overhead_reading(infos: Sequence[Mapping[str, Any]]) -> str:
+    pieces = []
+    for info in sorted(infos, key=lambda i: (i["params"]["size"], i["params"]["subject"])):
+        f = _figures(info)
+        raw = f["raw p50_us"]
+        bare = f["guard (bare) p50_us"] - f["store.search p50_us"]
+        prov = (
+            f.get("guard + provenance p50_us", f["guard (bare) p50_us"]) - f["guard (bare) p50_us"]
+        )
+        trace = f.get("guard + tracing p50_us", f["guard (bare) p50_us"]) - f["guard (bare) p50_us"]
+        audit = f["guard + audit p50_us"] - f["guard p50_us"]
+        pieces.append(
+            f"{info['params']['size']:,}/{info['params']['subject']}: raw {raw:.0f} µs, guard "
+            f"{f['guard / raw']:.2f}x (+{f['guard overhead_us']:.0f} µs: EdgeStore "
+            f"{f['store.search p50_us'] - raw:+.0f}, decisions and bookkeeping {bare:+.0f}, "
+            f"provenance {prov:+.0f}, tracing {trace:+.0f}; audit {audit:+.0f})"
+        )
+    return (
+        "**Search overhead.** The guard's cost is almost constant per search (it works on "
+        "the k hits, not on the corpus), so its ratio to the raw query depends on how much "
+        "work the engine does: p50 differences per step, in µs — "
+        + "; ".join(pieces)
+        + ". The per-hit Python work (policy re-check, HMAC provenance verification, one "
+        "OpenTelemetry event per hit through the SDK) is what keeps the ratio above the "
+        "1.25 target whenever the raw query is sub-millisecond; none of it touches a lock "
+        "or the corpus."
+    )
+
+
+def recall_reading(infos: Sequence[Mapping[str, Any]]) -> str:
+    notes = []
+    for info in sorted(infos, key=lambda i: i["params"]["size"]):
+        rows = _figures(info)["rows"]
+        hnsw = [r for r in rows if r["method"] == "ragguard (HNSW, default)"]
+        exact = [r for r in rows if r["method"] == "ragguard (exact)"]
+        naive = {r["readable"]: r["recall"] for r in rows if r["method"] == "top-k then filter"}
+        over = {
+            r["readable"]: r["recall"] for r in rows if r["method"] == "10x over-fetch then filter"
+        }
+        notes.append(
+            f"at {info['params']['size']:,} chunks ragguard exact: "
+            + ", ".join(f"{r['recall']:.3g}" for r in exact)
+            + "; ragguard HNSW: "
+            + ", ".join(f"{r['recall']:.3g}" for r in hnsw)
+            + "; top-k then filter: "
+            + ", ".join(f"{v:.2g}" for v in naive.values())
+            + "; 10x over-fetch: "
+            + ", ".join(f"{v:.2g}" for v in over.values())
+        )
+    return (
+        "**Recall** (50 %, 5 %, 0.5 %, 0.05 % readable): "
+        + "; ".join(notes)
+        + ". Pushing the filter into the query keeps recall flat as access narrows; "
+        "post-filtering collapses with selectivity (over-fetching only moves the cliff). "
+        "Qdrant scans the payload-index candidates exactly when they are few, so the "
+        "default (HNSW) guard is exact at low selectivity; where it is below 1.0 it is "
+        "HNSW's own approximation over a broad filter (`Guard(exact_search=True)` makes "
+        "it exact at the latency shown)."
+    )
+
+
+def throughput_reading(infos: Sequence[Mapping[str, Any]]) -> str:
+    parts = []
+    for info in sorted(infos, key=lambda i: i["params"]["size"]):
+        f = _figures(info)
+        parts.append(
+            f"{info['params']['size']:,} chunks: guard {f['guard scaling']:.2f}x, raw "
+            f"{f['raw scaling']:.2f}x from 1 to 2 threads"
+        )
+    return (
+        "**Threads.** "
+        + "; ".join(parts)
+        + ". The guard's Python work holds the GIL, the engine releases it; the guard "
+        "keeps no per-call state and takes no lock on the search path beyond the "
+        "plan-cache insert."
+    )
+
+
+# -- main -----------------------------------------------------------------------------
+
+
+def _run_info_path(json_path: Path) -> Path:
+    """Beside the results: pytest's exit status, the run time and the load averages."""
+    return json_path.with_name(json_path.stem + ".run.json")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--json", type=Path, help="where to keep pytest-benchmark's JSON")
+    parser.add_argument(
+        "--from-json", type=Path, help="render a previous run's JSON instead of running"
+    )
+    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = parser.parse_args(argv)
+    status: int | None = None
+    duration: float | None = None
+    loads: tuple[str, str] | None = None
+    if args.from_json:
+        json_path = args.from_json
+    else:
+        json_path = args.json or Path(tempfile.mkdtemp(prefix="ragguard-bench-")) / "results.json"
+        before = load_average()
+        status, duration = run_benchmarks(json_path, args.pytest_args)
+        loads = (before, load_average())
+        if not json_path.exists():
+            print(f"pytest wrote no results ({json_path}); nothing to render", file=sys.stderr)
+            return status or 1
+        run_info = {"status": status, "duration_s": duration, "loads": loads}
+        _run_info_path(json_path).write_text(json.dumps(run_info), encoding="utf-8")
+    if args.from_json and _run_info_path(json_path).exists():
+        run_info = json.loads(_run_info_path(json_path).read_text(encoding="utf-8"))
+        status, duration = run_info["status"], run_info["duration_s"]
+        loads = (run_info["loads"][0], run_info["loads"][1])
+    results = json.loads(json_path.read_text(encoding="utf-8"))
+    text = render(
+        results,
+        status=status,
+        duration_s=duration,
+        loads=loads,
+        host=machine(),
+        packages=versions(),
+    )
+    args.output.write_text(text, encoding="utf-8")
+    print(f"wrote {args.output} (results: {json_path})", file=sys.stderr)
+    return status or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
