@@ -297,6 +297,8 @@ _FIXED_LINES = (
     ("contractor", "*", "'legal_hold' in r.obj.labels", "deny"),
 )
 
+# Rules are written unquoted and without commas: Casbin's line reader splits at commas
+# outside brackets and keeps quotes as part of the value.
 _FILLER_RULES = (
     "r.obj.level <= {level}",
     "r.obj.project == 'p{project:03d}' && r.obj.level <= r.sub.clearance",
@@ -427,7 +429,7 @@ def policy_text(lines: int, *, seed: int = 0, alice_clones: int = 1) -> str:
         raise ValueError(f"a benchmark policy has at least {len(_FIXED_LINES)} lines")
     rng = np.random.default_rng([seed, 2])
     out: list[str] = [
-        f'p, {role}, {dept}, "{rule}", read, {effect}' for role, dept, rule, effect in _FIXED_LINES
+        f"p, {role}, {dept}, {rule}, read, {effect}" for role, dept, rule, effect in _FIXED_LINES
     ]
     fillers = lines - len(_FIXED_LINES)
     for j in range(fillers):
@@ -437,7 +439,7 @@ def policy_text(lines: int, *, seed: int = 0, alice_clones: int = 1) -> str:
         effect = "deny" if j % 10 == 9 else "allow"
         if effect == "deny":
             rule = "'pii' in r.obj.labels && r.obj.level >= 2"
-        out.append(f'p, role{j:04d}, {dept}, "{rule}", read, {effect}')
+        out.append(f"p, role{j:04d}, {dept}, {rule}, read, {effect}")
     links: list[tuple[str, str, str]] = [("sel50", "low_reader", t) for t in TENANTS]
     links += [("sel5", "reader", "t03"), ("sel05", "dept_reader", "t03")]
     links += [("t03-engineering-u0", "self_reader", "t03")]
@@ -460,7 +462,7 @@ def wide_policy(domains: int) -> tuple[str, rg.Subject]:
     """
     real = list(TENANTS[:3])
     fake = [f"x{i:05d}" for i in range(max(0, domains - len(real)))]
-    text = 'p, reader, *, "r.obj.level >= 0", read, allow\n' + "".join(
+    text = "p, reader, *, r.obj.level >= 0, read, allow\n" + "".join(
         f"g, wide, reader, {tenant}\n" for tenant in (real + fake)[:domains]
     )
     return text, rg.Subject(id="wide")
