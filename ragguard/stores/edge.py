@@ -16,9 +16,10 @@ shard directory open at a time (Qdrant locks its write-ahead log); within a proc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -111,7 +112,10 @@ class EdgeStore:
         self._dim = dim
         self.distance = distance
         self._filters = FilterTranslator(_EdgeFilters(), key_prefix=METADATA_KEY + ".")
-        self._lock = threading.RLock()
+        # Reads (search, get, count) run concurrently: the engine releases the GIL while
+        # it searches, so a store-wide lock would serialise every thread's queries.
+        # Writes and close() wait for the reads in progress and run alone.
+        self._access = _SharedExclusiveLock()
         self._closed = False
 
     # -- opening --------------------------------------------------------------------------
@@ -185,7 +189,7 @@ class EdgeStore:
             with_vector=False,
             params=qe.SearchParams(exact=True) if exact else None,
         )
-        with self._open_shard("search") as shard:
+        with self._open_shard("search", shared=True) as shard:
             points = shard.query(request)
         return [stored_chunk(p.id, p.score, p.payload) for p in points]
 
@@ -207,7 +211,7 @@ class EdgeStore:
         """The stored points with these chunk ids, in the order asked (missing ones skipped)."""
         if not ids:
             return []
-        with self._open_shard("get") as shard:
+        with self._open_shard("get", shared=True) as shard:
             records = shard.retrieve([point_id(i) for i in ids], True, False)
         return [stored_chunk(r.id, 0.0, r.payload) for r in records]
 
@@ -223,7 +227,7 @@ class EdgeStore:
 
     def close(self) -> None:
         """Flush and release the shard (idempotent)."""
-        with self._lock:
+        with self._access.exclusive():
             if self._closed:
                 return
             self._closed = True
@@ -241,7 +245,7 @@ class EdgeStore:
 
     def count(self) -> int:
         """Number of points in the shard."""
-        with self._open_shard("count") as shard:
+        with self._open_shard("count", shared=True) as shard:
             return int(shard.info().points_count)
 
     def __enter__(self) -> EdgeStore:
@@ -263,21 +267,66 @@ class EdgeStore:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _open_shard(self, operation: str) -> _ShardCall:
-        return _ShardCall(self, operation)
+    def _open_shard(self, operation: str, *, shared: bool = False) -> _ShardCall:
+        return _ShardCall(self, operation, shared=shared)
+
+
+class _SharedExclusiveLock:
+    """Many shared holders at once, or one exclusive holder; a waiting exclusive caller
+    keeps new shared callers out, so close() is not starved by a stream of searches.
+    Not reentrant."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._shared = 0
+        self._exclusive = False
+        self._waiting_exclusive = 0
+
+    def acquire(self, *, shared: bool) -> None:
+        with self._condition:
+            if shared:
+                while self._exclusive or self._waiting_exclusive:
+                    self._condition.wait()
+                self._shared += 1
+                return
+            self._waiting_exclusive += 1
+            try:
+                while self._exclusive or self._shared:
+                    self._condition.wait()
+            finally:
+                self._waiting_exclusive -= 1
+            self._exclusive = True
+
+    def release(self, *, shared: bool) -> None:
+        with self._condition:
+            if shared:
+                self._shared -= 1
+            else:
+                self._exclusive = False
+            self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        self.acquire(shared=False)
+        try:
+            yield
+        finally:
+            self.release(shared=False)
 
 
 class _ShardCall:
-    """Serialises one call into the shard and turns engine failures into StoreError."""
+    """One call into the shard (shared or exclusive, see EdgeStore.__init__); turns
+    engine failures into StoreError."""
 
-    def __init__(self, store: EdgeStore, operation: str) -> None:
+    def __init__(self, store: EdgeStore, operation: str, *, shared: bool) -> None:
         self._store = store
         self._operation = operation
+        self._shared = shared
 
     def __enter__(self) -> qe.EdgeShard:
-        self._store._lock.acquire()
+        self._store._access.acquire(shared=self._shared)
         if self._store._closed:
-            self._store._lock.release()
+            self._store._access.release(shared=self._shared)
             raise StoreError(f"{self._operation} on a closed EdgeStore ({self._store.path})")
         return self._store.shard
 
@@ -287,7 +336,7 @@ class _ShardCall:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._store._lock.release()
+        self._store._access.release(shared=self._shared)
         if exc is not None and not isinstance(exc, (StoreError, ValueError, TypeError)):
             raise StoreError(
                 f"edge shard {self._operation} failed at {self._store.path}: {exc}"
