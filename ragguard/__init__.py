@@ -12,8 +12,11 @@ is re-checked exactly, its provenance verified, and every retrieval traced and a
 """
 
 from ragguard.audit import JsonlAuditLog
+from ragguard.budget import BudgetBackend, InMemoryBudgetBackend, ReleaseBudget
 from ragguard.exceptions import (
     AuditError,
+    BudgetError,
+    BudgetExceededError,
     MissingDependencyError,
     PolicyError,
     PolicyLoadError,
@@ -28,6 +31,7 @@ from ragguard.guard import AuditSink, Guard, Hit, ProvenanceVerdict, ProvenanceV
 from ragguard.policy._plan import Decision, Plan
 from ragguard.policy._policy import Policy
 from ragguard.provenance import Ingestor, ProvenanceCheck, Signer
+from ragguard.screens import PromptInjectionScreen, Screen, ScreenResult, SecretsScreen
 from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoredChunk
 from ragguard.stores.edge import EdgeStore
 from ragguard.stores.qdrant import QdrantStore
@@ -36,11 +40,15 @@ from ragguard.subject import Subject
 __all__ = [
     "AuditError",
     "AuditSink",
+    "BudgetBackend",
+    "BudgetError",
+    "BudgetExceededError",
     "Chunk",
     "Decision",
     "EdgeStore",
     "Guard",
     "Hit",
+    "InMemoryBudgetBackend",
     "IndexSpec",
     "Ingestor",
     "JsonlAuditLog",
@@ -49,6 +57,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PolicyLoadError",
+    "PromptInjectionScreen",
     "ProvenanceCheck",
     "ProvenanceError",
     "ProvenanceVerdict",
@@ -57,7 +66,11 @@ __all__ = [
     "QdrantStore",
     "QueryError",
     "RagGuardError",
+    "ReleaseBudget",
     "Retrieval",
+    "Screen",
+    "ScreenResult",
+    "SecretsScreen",
     "Signer",
     "Store",
     "StoreError",

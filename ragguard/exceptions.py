@@ -11,6 +11,8 @@ Catch :class:`RagGuardError` to handle them all; catch a subclass to handle one 
     ├── StoreError                  the vector store failed or answered nonsense
     ├── ProvenanceError             signing or verification could not be carried out
     ├── AuditError                  an audit record could not be written or verified
+    ├── BudgetError                 the release budget could not be checked (backend failed)
+    │   └── BudgetExceededError     the subject used up its release budget for the window
     └── MissingDependencyError      an optional dependency is not installed (says what to install)
 
 Every error means *nothing was released*: ragguard fails closed. Messages say what was
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 __all__ = [
     "AuditError",
+    "BudgetError",
+    "BudgetExceededError",
     "MissingDependencyError",
     "PolicyError",
     "PolicyLoadError",
@@ -71,6 +75,31 @@ class ProvenanceError(RagGuardError):
 
 class AuditError(RagGuardError):
     """An audit record could not be written, or an audit log failed verification."""
+
+
+class BudgetError(RagGuardError):
+    """The release budget could not be checked (its backend failed); nothing was released."""
+
+
+class BudgetExceededError(BudgetError):
+    """Releasing this search's chunks would exceed the subject's release budget.
+
+    Nothing was released. ``subject_id``, ``requested`` (chunks this search would have
+    released), ``max_chunks`` and ``window_seconds`` say which limit was hit.
+    """
+
+    def __init__(
+        self, subject_id: str, requested: int, max_chunks: int, window_seconds: float
+    ) -> None:
+        self.subject_id = subject_id
+        self.requested = requested
+        self.max_chunks = max_chunks
+        self.window_seconds = window_seconds
+        super().__init__(
+            f"release budget exceeded for subject {subject_id!r}: this search would release "
+            f"{requested} chunk(s), the budget allows {max_chunks} per {window_seconds:g} s; "
+            "nothing was released (ask for fewer chunks or wait for the window to move)"
+        )
 
 
 class MissingDependencyError(RagGuardError, ImportError):

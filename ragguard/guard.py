@@ -33,10 +33,19 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ragguard.exceptions import AuditError, QueryError, RagGuardError, StoreError
+from ragguard.budget import ReleaseBudget
+from ragguard.exceptions import (
+    AuditError,
+    BudgetError,
+    BudgetExceededError,
+    QueryError,
+    RagGuardError,
+    StoreError,
+)
 from ragguard.policy import ir
 from ragguard.policy._plan import Decision, Plan, PlanKind
 from ragguard.policy._policy import Policy
+from ragguard.screens._base import Screen, run_screens, screen_name
 from ragguard.stores.base import Pushdown, Store, StoredChunk
 from ragguard.subject import Subject, require_subject
 from ragguard.tracing import RetrievalTracer
@@ -83,7 +92,11 @@ class ProvenanceVerifier(Protocol):
 
 @dataclass(frozen=True)
 class Hit:
-    """A chunk the guard considered: released (returned) or withheld (audited only)."""
+    """A chunk the guard considered: released (returned) or withheld (audited only).
+
+    ``flags`` holds what ``flag``-action screens noted on a released hit
+    (``"prompt_injection: ..."``); ``subject`` is who the hit was decided for.
+    """
 
     id: str
     score: float
@@ -91,6 +104,8 @@ class Hit:
     metadata: Mapping[str, Any]
     decision: Decision
     provenance: ProvenanceVerdict | None = None
+    flags: tuple[str, ...] = ()
+    subject: Subject | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -143,17 +158,25 @@ class _Fetch:
     def feed(self, results: list[StoredChunk]) -> None:
         """Decide a round of store results and plan the next round."""
         self.rounds += 1
+        budget = self.guard.budget
+        floor = budget.min_score if budget is not None else None
+        below_floor = False
         for stored in results:
             if stored.id in self.seen:
                 continue
             self.seen.add(stored.id)
-            hit = self.guard._decide_hit(self.plan, stored)
+            hit = self.guard._decide_hit(self.plan, stored, self.subject)
             (self.released if hit.decision.released else self.withheld).append(hit)
             if len(self.released) >= self.k:
                 self.done = True
                 return
+            if floor is not None and not stored.score >= floor:
+                below_floor = True
         if len(results) < self.limit:
             self.done = True  # the store has nothing more that matches the filter
+            return
+        if below_floor:
+            self.done = True  # results come best first: nothing further meets min_score
             return
         if self.rounds >= self.guard.max_fetch_rounds or self.limit >= MAX_FETCH_LIMIT:
             self.done = True
@@ -180,6 +203,12 @@ class Guard:
     * ``tracer_provider`` / ``capture_content`` — OpenTelemetry; chunk and query text are
       never recorded unless ``capture_content=True``; with ``pseudonymize_subject_key``
       spans carry a keyed pseudonym (``enduser.pseudo.id``) instead of the subject id.
+    * ``screens`` — content screens run on each authorised hit before release
+      (``ragguard.PromptInjectionScreen``, ``ragguard.SecretsScreen`` or any callable
+      ``screen(hit) -> ScreenResult``); they deny or flag, and a screen that raises
+      withholds the hit.
+    * ``budget`` — a ``ragguard.ReleaseBudget``: per-subject release limits and a
+      minimum similarity score; a search over budget raises ``BudgetExceededError``.
     * ``exact_search`` — ask the store for exhaustive (non-HNSW) search.
     * ``max_k`` — the largest ``k`` accepted; ``max_fetch_rounds`` — how many doubling
       rounds to fetch when hits are withheld after the store's filter.
@@ -202,6 +231,8 @@ class Guard:
         exact_search: bool = False,
         max_k: int = DEFAULT_MAX_K,
         max_fetch_rounds: int = DEFAULT_MAX_FETCH_ROUNDS,
+        screens: Sequence[Screen] = (),
+        budget: ReleaseBudget | None = None,
     ) -> None:
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a ragguard.Policy, got {type(policy).__name__}")
@@ -209,6 +240,10 @@ class Guard:
             raise TypeError(f"store must implement ragguard.Store, got {type(store).__name__}")
         if max_k < 1 or max_fetch_rounds < 1:
             raise ValueError("max_k and max_fetch_rounds must be at least 1")
+        if isinstance(screens, (str, bytes)) or not all(callable(s) for s in screens):
+            raise TypeError("screens must be a sequence of callables screen(hit) -> ScreenResult")
+        if budget is not None and not isinstance(budget, ReleaseBudget):
+            raise TypeError(f"budget must be a ragguard.ReleaseBudget, got {type(budget).__name__}")
         self.policy = policy
         self.store = store
         self.action = action
@@ -218,6 +253,9 @@ class Guard:
         self.exact_search = exact_search
         self.max_k = max_k
         self.max_fetch_rounds = max_fetch_rounds
+        self.screens: tuple[Screen, ...] = tuple(screens)
+        self._screens = tuple((screen_name(screen), screen) for screen in self.screens)
+        self.budget = budget
         self._tracer = RetrievalTracer(
             tracer_provider,
             capture_content=capture_content,
@@ -374,15 +412,19 @@ class Guard:
             ) from exc
         return results
 
-    def _decide_hit(self, plan: Plan, stored: StoredChunk) -> Hit:
+    def _decide_hit(self, plan: Plan, stored: StoredChunk, subject: Subject | None = None) -> Hit:
         text, metadata = stored.text, stored.metadata
         if text is None or metadata is None:
             missing = "page_content" if text is None else "metadata"
             decision = Decision(
                 False, None, f"malformed payload: no usable {missing}", plan.policy_version
             )
-            return Hit(stored.id, stored.score, text or "", metadata or {}, decision)
+            return Hit(stored.id, stored.score, text or "", metadata or {}, decision, subject=subject)
         decision = plan.decide(metadata)
+        if decision.released and self.budget is not None:
+            shortfall = self.budget.score_shortfall(stored.score)
+            if shortfall is not None:
+                decision = decision.denied(shortfall)
         verdict: ProvenanceVerdict | None = None
         if decision.released and self.provenance is not None:
             try:
@@ -393,12 +435,31 @@ class Guard:
                 )
             if not verdict.released:
                 decision = decision.denied(f"provenance: {verdict.reason or verdict.status}")
-        return Hit(stored.id, stored.score, text, metadata, decision, verdict)
+        hit = Hit(stored.id, stored.score, text, metadata, decision, verdict, subject=subject)
+        if decision.released and self._screens:
+            hit = run_screens(self._screens, hit)
+        return hit
 
     def _finish(
         self, fetch: _Fetch, vector: Sequence[float], started: float, span: Any
     ) -> list[Hit]:
         released = sorted(fetch.released, key=lambda h: h.score, reverse=True)[: fetch.k]
+        withheld = fetch.withheld
+        budget_error: BudgetError | None = None
+        if self.budget is not None and released:
+            try:
+                self.budget.charge(fetch.subject.id, len(released))
+            except BudgetError as exc:  # over budget (or unknown): release nothing, record why
+                budget_error = exc
+                reason = (
+                    "release budget exceeded"
+                    if isinstance(exc, BudgetExceededError)
+                    else "release budget unavailable"
+                )
+                withheld = withheld + [
+                    dataclasses.replace(hit, decision=hit.decision.denied(reason)) for hit in released
+                ]
+                released = []
         retrieval = Retrieval(
             decision_id=str(uuid.uuid4()),
             started_at=datetime.now(timezone.utc),
@@ -407,7 +468,7 @@ class Guard:
             k=fetch.k,
             query_digest=_query_digest(vector),
             released=tuple(released),
-            withheld=tuple(fetch.withheld),
+            withheld=tuple(withheld),
             rounds=fetch.rounds,
             truncated=fetch.truncated,
             duration_s=time.perf_counter() - started,
@@ -423,6 +484,9 @@ class Guard:
                     ) from exc
                 logger.warning("ragguard: audit write failed (%s); retrieval continues", exc)
                 self._tracer.audit_failed(span, exc)
+        if budget_error is not None:
+            self._tracer.budget_exceeded(span, budget_error)
+            raise budget_error
         return released
 
     # -- input checks ----------------------------------------------------------------------

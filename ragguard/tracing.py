@@ -28,6 +28,7 @@ attribute                          type        meaning
 ``ragguard.released.count``        int         chunks returned to the caller
 ``ragguard.denied.count``          int         chunks the store returned but were withheld
 ``ragguard.unverified.count``      int         released chunks without a provenance tag
+``ragguard.flagged.count``         int         released chunks a ``flag`` screen marked
 ``ragguard.fetch.rounds``          int         store queries made (over-fetch rounds)
 ``ragguard.fetch.truncated``       boolean     rounds ran out before ``k`` were found
 ``ragguard.decision.id``           string      the audit record's ``decision_id``
@@ -38,8 +39,11 @@ attribute                          type        meaning
 Events ``ragguard.chunk.released`` (``ragguard.chunk.id``, ``ragguard.chunk.score``,
 ``ragguard.rule``) and ``ragguard.chunk.denied`` (``ragguard.chunk.id``,
 ``ragguard.chunk.score``, ``ragguard.reason``), both with
-``ragguard.provenance.status`` when provenance was checked; ``ragguard.audit.failed``
-(``error.type``) when a non-required audit write failed.
+``ragguard.provenance.status`` when provenance was checked, released ones with
+``ragguard.screen.flags`` (list of ``"screen: reason"``) when a screen flagged them;
+``ragguard.audit.failed`` (``error.type``) when a non-required audit write failed;
+``ragguard.budget.exceeded`` (``error.type``, ``ragguard.budget.requested``) when the
+release budget stopped the search (its chunks are then ``denied`` events).
 
 No chunk text and no query text are recorded unless ``capture_content=True`` (which
 adds ``ragguard.chunk.text`` to each event and the opt-in ``gen_ai.retrieval.documents``
@@ -68,6 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_AUDIT_FAILED",
+    "EVENT_BUDGET_EXCEEDED",
     "EVENT_DENIED",
     "EVENT_RELEASED",
     "SPAN_NAME",
@@ -79,6 +84,7 @@ SPAN_NAME = "ragguard.retrieve"
 EVENT_RELEASED = "ragguard.chunk.released"
 EVENT_DENIED = "ragguard.chunk.denied"
 EVENT_AUDIT_FAILED = "ragguard.audit.failed"
+EVENT_BUDGET_EXCEEDED = "ragguard.budget.exceeded"
 
 PSEUDONYM_LENGTH = 32
 _PLAN_DIGESTS_KEPT = 256
@@ -206,6 +212,14 @@ class RetrievalTracer:
         """Note a non-fatal audit failure on the span."""
         self._safely(span.add_event, EVENT_AUDIT_FAILED, {"error.type": _error_type(error)})
 
+    def budget_exceeded(self, span: Span, error: BaseException) -> None:
+        """Note that the release budget stopped this search (nothing was released)."""
+        attributes: dict[str, Any] = {"error.type": _error_type(error)}
+        requested = getattr(error, "requested", None)
+        if isinstance(requested, int):
+            attributes["ragguard.budget.requested"] = requested
+        self._safely(span.add_event, EVENT_BUDGET_EXCEEDED, attributes)
+
     # -- internals -------------------------------------------------------------------
 
     def _start_attributes(self, subject: Subject | None, k: object) -> dict[str, Any]:
@@ -241,6 +255,7 @@ class RetrievalTracer:
             "ragguard.released.count": len(retrieval.released),
             "ragguard.denied.count": len(retrieval.withheld),
             "ragguard.unverified.count": unverified,
+            "ragguard.flagged.count": sum(1 for hit in retrieval.released if hit.flags),
             "ragguard.fetch.rounds": retrieval.rounds,
             "ragguard.fetch.truncated": retrieval.truncated,
             "ragguard.decision.id": retrieval.decision_id,
@@ -265,6 +280,8 @@ class RetrievalTracer:
         }
         if hit.provenance is not None:
             attributes["ragguard.provenance.status"] = hit.provenance.status
+        if hit.flags:
+            attributes["ragguard.screen.flags"] = list(hit.flags)
         if self.capture_content:
             attributes["ragguard.chunk.text"] = hit.text
         return attributes

@@ -431,12 +431,15 @@ def _score(value: float) -> float | None:
 
 
 def _released(hit: Hit) -> dict[str, Any]:
-    return {
+    released: dict[str, Any] = {
         "id": hit.id,
         "provenance": hit.provenance.status if hit.provenance is not None else None,
         "rule": hit.decision.rule,
         "score": _score(hit.score),
     }
+    if hit.flags:  # written only when present, so records without flags keep their form
+        released = {"flags": list(hit.flags), **released}
+    return released
 
 
 def _denied(hit: Hit) -> dict[str, Any]:

@@ -81,6 +81,9 @@ class ReleasedChunk(_Frozen):
     provenance: str | None = Field(
         default=None, description="provenance status: verified, unsigned, ... (None: not checked)"
     )
+    flags: tuple[str, ...] = Field(
+        default=(), description='what "flag" screens noted ("screen: reason"); absent when none'
+    )
 
 
 class DeniedChunk(_Frozen):

@@ -1,0 +1,42 @@
+"""Content screens: inspect each authorised hit before release, deny or flag it.
+
+A screen is any callable ``screen(hit) -> ScreenResult``; pass a list to the guard::
+
+    guard = rg.Guard(policy, store, screens=[
+        rg.PromptInjectionScreen(),                       # instructions aimed at the model
+        rg.SecretsScreen(min_clearance=3),                # secrets/PII to lower clearances
+        lambda hit: rg.ScreenResult(hit.metadata.get("draft") is True, "draft document"),
+    ])
+
+Screens run after the policy check, the budget's ``min_score`` and provenance, in
+order; the first ``deny`` withholds the hit, ``flag`` results are released and recorded
+(``hit.flags``, the decision's reason, trace and audit). A screen that raises withholds
+the hit. With no screens the guard does no screening work. The guide, with measured
+precision and recall, is ``docs/screens-and-budgets.md``.
+"""
+
+from ragguard.screens._base import (
+    CLEAN,
+    Screen,
+    ScreenAction,
+    ScreenResult,
+    run_screens,
+    screen_name,
+)
+from ragguard.screens._injection import PromptInjectionScreen, Signal
+from ragguard.screens._secrets import Finding, SecretsScreen, iban_valid, luhn_valid
+
+__all__ = [
+    "CLEAN",
+    "Finding",
+    "PromptInjectionScreen",
+    "Screen",
+    "ScreenAction",
+    "ScreenResult",
+    "SecretsScreen",
+    "Signal",
+    "iban_valid",
+    "luhn_valid",
+    "run_screens",
+    "screen_name",
+]
