@@ -74,7 +74,7 @@ def screen_name(screen: object) -> str:
     name = getattr(screen, "name", None)
     if isinstance(name, str) and name:
         return name
-    function_name = getattr(screen, "__qualname__", None)
+    function_name = getattr(screen, "__name__", None)  # functions; instances have none
     if isinstance(function_name, str) and function_name:
         return function_name
     return type(screen).__name__
