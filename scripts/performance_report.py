@@ -317,6 +317,7 @@ def compile_section(
 
 
 LADDER = (
+    "store.search (hand filter)",
     "store.search",
     "guard (bare)",
     "guard + provenance",
@@ -326,7 +327,8 @@ LADDER = (
 )
 LADDER_NOTES = {
     "raw": "baseline: `shard.query`, hand-written filter",
-    "store.search": "EdgeStore, ragguard's pushed-down filter",
+    "store.search (hand filter)": "EdgeStore.search, same hand-written filter",
+    "store.search": "EdgeStore.search, ragguard's pushed-down filter",
     "guard (bare)": "+ plan lookup, vector checks, per-hit decision, Retrieval record",
     "guard + provenance": "bare + provenance verify (HMAC per hit)",
     "guard + tracing": "bare + OTel span, 10 events, in-memory exporter",
@@ -600,28 +602,58 @@ def overhead_reading(infos: Sequence[Mapping[str, Any]]) -> str:
     pieces = []
     for info in sorted(infos, key=lambda i: (i["params"]["size"], i["params"]["subject"])):
         f = _figures(info)
-        raw = f["raw p50_us"]
-        bare = f["guard (bare) p50_us"] - f["store.search p50_us"]
-        prov = (
-            f.get("guard + provenance p50_us", f["guard (bare) p50_us"]) - f["guard (bare) p50_us"]
-        )
-        trace = f.get("guard + tracing p50_us", f["guard (bare) p50_us"]) - f["guard (bare) p50_us"]
-        audit = f["guard + audit p50_us"] - f["guard p50_us"]
+
+        def step(name: str, base: str, f: Mapping[str, Any] = f) -> str:
+            if f"{name} p50_us" not in f or f"{base} p50_us" not in f:
+                return "n/m"
+            return f"{f[f'{name} p50_us'] - f[f'{base} p50_us']:+.0f}"
+
         pieces.append(
-            f"{info['params']['size']:,}/{info['params']['subject']}: raw {raw:.0f} µs, guard "
-            f"{f['guard / raw']:.2f}x (+{f['guard overhead_us']:.0f} µs: EdgeStore "
-            f"{f['store.search p50_us'] - raw:+.0f}, decisions and bookkeeping {bare:+.0f}, "
-            f"provenance {prov:+.0f}, tracing {trace:+.0f}; audit {audit:+.0f})"
+            f"{info['params']['size']:,} chunks/{info['params']['subject']}: raw "
+            f"{f['raw p50_us']:.0f} µs, guard {f['guard / raw']:.2f}x "
+            f"(+{f['guard overhead_us']:.0f} µs; EdgeStore {step('store.search (hand filter)', 'raw')}, "
+            f"filter shape {step('store.search', 'store.search (hand filter)')}, decisions and "
+            f"bookkeeping {step('guard (bare)', 'store.search')}, provenance "
+            f"{step('guard + provenance', 'guard (bare)')}, tracing "
+            f"{step('guard + tracing', 'guard (bare)')}; the audit adds "
+            f"{step('guard + audit', 'guard')})"
         )
+    per_hit = [
+        (_figures(i).get("decide_per_hit_us"), _figures(i).get("verify_per_hit_us")) for i in infos
+    ]
+    decide = [d for d, _ in per_hit if d is not None]
+    verify = [v for _, v in per_hit if v is not None]
+    hit_costs = (
+        f" Measured alone, the policy re-check costs {min(decide):.0f}-{max(decide):.0f} µs "
+        f"per hit and provenance verification {min(verify):.0f}-{max(verify):.0f} µs per hit."
+        if decide and verify
+        else ""
+    )
+    overheads = [_figures(i)["guard overhead_us"] / 1000 for i in infos]
+    raws = [_figures(i)["raw p50_us"] / 1000 for i in infos]
+    ratios = [_figures(i)["guard / raw"] for i in infos]
+    verdict = "met" if max(ratios) <= 1.25 else "missed"
     return (
-        "**Search overhead.** The guard's cost is almost constant per search (it works on "
-        "the k hits, not on the corpus), so its ratio to the raw query depends on how much "
-        "work the engine does: p50 differences per step, in µs — "
+        f"**Search overhead: target {verdict}** (guard/raw {min(ratios):.2f}-{max(ratios):.2f}x). "
+        f"The guard adds {min(overheads):.2f}-{max(overheads):.2f} ms per search, roughly "
+        "constant because it works on the k hits, not on the corpus, while the raw "
+        f"in-process query it is compared with takes {min(raws):.2f}-{max(raws):.2f} ms. "
+        "Step by step, p50 differences in µs (noisy: single steps can come out negative) — "
         + "; ".join(pieces)
-        + ". The per-hit Python work (policy re-check, HMAC provenance verification, one "
-        "OpenTelemetry event per hit through the SDK) is what keeps the ratio above the "
-        "1.25 target whenever the raw query is sub-millisecond; none of it touches a lock "
-        "or the corpus."
+        + "."
+        + hit_costs
+        + " What limits it is Python work per hit and per search, spread over several "
+        "modules: the compiled predicate (closures over normalised metadata), HMAC-SHA256 "
+        "over canonical JSON per hit, one OpenTelemetry SDK event per hit plus the span, "
+        "the query vector validated and converted twice (guard, then store), and a plan "
+        "filter whose shape (an OR of per-line ANDs, a redundant deny branch, the full "
+        "tenant list) costs the engine more than the hand-written one. None of these is a "
+        "lock or grows with the corpus, so the ratio falls as the engine's share grows "
+        "(larger corpora, a Qdrant server across a network). Where to cut (found with "
+        "cProfile): specialised predicate closures without generator expressions, a C-speed "
+        "canonical JSON for provenance, factoring common atoms out of the plan's OR in the "
+        "IR simplifier, and converting the vector once; the OpenTelemetry SDK's cost per "
+        "event is the SDK's."
     )
 
 
@@ -668,9 +700,12 @@ def throughput_reading(infos: Sequence[Mapping[str, Any]]) -> str:
     return (
         "**Threads.** "
         + "; ".join(parts)
-        + ". The guard's Python work holds the GIL, the engine releases it; the guard "
-        "keeps no per-call state and takes no lock on the search path beyond the "
-        "plan-cache insert."
+        + ". The guard's Python work holds the GIL, the engine releases it. No lock is "
+        "held across the engine call: EdgeStore's searches share the shard (a unit test "
+        "holds two searches inside the engine at once), the guard's and the policy's "
+        "caches are read without locking. On a machine whose two cores are busy with "
+        "other work, neither the engine nor the guard gains much from a second thread; "
+        "the check compares the guard's scaling with the engine's in the same run."
     )
 
 

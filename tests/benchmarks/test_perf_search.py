@@ -26,6 +26,7 @@ from _measure import (
     ms,
     paired_ratio,
     peak_rss_mib,
+    per_call,
     percentile,
     rss_mib,
     us,
@@ -80,7 +81,8 @@ def test_search_overhead(
 
     The guard traces to an in-memory exporter and verifies provenance (mode
     ``verify``) on signed chunks. Intermediate variants show where the time goes:
-    ``store.search`` (ragguard's pushed-down filter through EdgeStore), the guard
+    ``store.search`` with the hand-written filter (EdgeStore's own cost), with
+    ragguard's pushed-down filter (the cost of its shape in the engine), the guard
     without tracing or provenance, and with each of them alone.
     """
     corpus = corpora.get(size)
@@ -95,7 +97,9 @@ def test_search_overhead(
     verified = rg.Guard(policy, store, provenance=provenance_check())
     traced = rg.Guard(policy, store, tracer_provider=provider)
     native_filter = probe.qdrant_filter()
-    pushdown = store.translate(policy.plan(subject).filter)
+    plan = policy.plan(subject)
+    pushdown = store.translate(plan.filter)
+    by_hand = rg.Pushdown(native=native_filter, exact=True)
 
     # Same answers: the hand-written filter and the policy's select the same chunks.
     overlaps = []
@@ -110,6 +114,7 @@ def test_search_overhead(
 
     variants: dict[str, Callable[[int], object]] = {
         "raw": lambda i: raw_query(store, query(i), native_filter),
+        "store.search (hand filter)": lambda i: store.search(query(i), K, by_hand),
         "store.search": lambda i: store.search(query(i), K, pushdown),
         "guard (bare)": lambda i: bare.search(subject, query(i), K),
         "guard + provenance": lambda i: verified.search(subject, query(i), K),
@@ -119,8 +124,17 @@ def test_search_overhead(
     }
     samples = interleaved(benchmark, variants, rounds=ROUNDS, warmup=10)
     exporter.clear()
+    # Per-hit costs of the two checks every released hit goes through.
+    hits = store.search(queries[0], K, pushdown)
+    check = provenance_check()
+    decide_s = per_call(lambda: [plan.decide(h.metadata) for h in hits], repeat=300) / len(hits)
+    verify_s = per_call(
+        lambda: [check.verify(h.text or "", h.metadata or {}) for h in hits], repeat=300
+    ) / len(hits)
 
     report = Report(benchmark, "search_overhead", size=size, subject=who, k=K)
+    report.figure("decide_per_hit_us", us(decide_s))
+    report.figure("verify_per_hit_us", us(verify_s))
     report.figure("readable_fraction", probe.fraction)
     report.figure("answer_overlap_with_raw", round(float(np.mean(overlaps)), 3))
     for name, values in samples.items():
