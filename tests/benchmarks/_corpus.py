@@ -462,7 +462,8 @@ def wide_policy(domains: int) -> tuple[str, rg.Subject]:
     """
     real = list(TENANTS[:3])
     fake = [f"x{i:05d}" for i in range(max(0, domains - len(real)))]
-    text = "p, reader, *, r.obj.level >= 0, read, allow\n" + "".join(
+    # The rule folds to true for a read: the plan filter is the tenant list alone.
+    text = "p, reader, *, r.act == 'read', read, allow\n" + "".join(
         f"g, wide, reader, {tenant}\n" for tenant in (real + fake)[:domains]
     )
     return text, rg.Subject(id="wide")
