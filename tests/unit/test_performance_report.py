@@ -1,0 +1,148 @@
+"""scripts/performance_report.py renders what the benchmarks recorded, misses included."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "performance_report.py"
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("performance_report", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def check(what: str, value: float, op: str, target: float, met: bool) -> dict[str, Any]:
+    return {"what": what, "value": value, "op": op, "target": target, "met": met}
+
+
+def overhead(size: int, ratio: float) -> dict[str, Any]:
+    figures: dict[str, Any] = {"readable_fraction": 0.0375, "answer_overlap_with_raw": 1.0}
+    steps = {
+        "raw": 500.0,
+        "store.search (hand filter)": 520.0,
+        "store.search": 560.0,
+        "guard (bare)": 700.0,
+        "guard + provenance": 820.0,
+        "guard + tracing": 800.0,
+        "guard": 500.0 * ratio,
+        "guard + audit": 500.0 * ratio + 100,
+    }
+    for name, p50 in steps.items():
+        figures[f"{name} p50_us"] = p50
+        figures[f"{name} p95_us"] = p50 * 2
+        if name != "raw":
+            figures[f"{name} / raw"] = p50 / 500.0
+    figures["guard overhead_us"] = steps["guard"] - steps["raw"]
+    figures["decide_per_hit_us"] = 7.0
+    figures["verify_per_hit_us"] = 18.0
+    return {
+        "section": "search_overhead",
+        "params": {"size": size, "subject": "bob", "k": 10},
+        "figures": figures,
+        "checks": [check(f"guard / raw (bob, {size:,})", ratio, "<=", 1.25, ratio <= 1.25)],
+    }
+
+
+def results() -> dict[str, Any]:
+    decision = {
+        "section": "decision",
+        "params": {"subject": "alice", "policy_lines": 1000},
+        "figures": {
+            "casbin_enforce_us": 67000.0,
+            "predicate_us": 39.0,
+            "policy_check_us": 40.0,
+            "plan_lines": 26,
+            "released_in_sample": 3,
+            "speedup": 1700.0,
+        },
+        "checks": [check("enforce / predicate (alice)", 1700.0, ">=", 100, True)],
+    }
+    recall = {
+        "section": "recall",
+        "params": {"size": 10000, "k": 10, "queries": 50},
+        "figures": {
+            "rows": [
+                {
+                    "readable": "0.05%",
+                    "probe": "sel005",
+                    "readable_chunks": 5,
+                    "method": method,
+                    "recall": recall,
+                    "min_recall": recall,
+                    "p50_ms": 0.4,
+                }
+                for method, recall in (
+                    ("ragguard (exact)", 1.0),
+                    ("ragguard (HNSW, default)", 1.0),
+                    ("top-k then filter", 0.0),
+                    ("10x over-fetch then filter", 0.01),
+                )
+            ],
+            "hnsw_recall_without_filter": 0.97,
+        },
+        "checks": [check("ragguard (exact) recall@10 at 0.05%", 1.0, "==", 1.0, True)],
+    }
+    benchmarks = [
+        {"name": "test_decision", "fullname": "tests/benchmarks/x.py::a", "extra_info": decision},
+        {
+            "name": "test_overhead",
+            "fullname": "tests/benchmarks/x.py::b",
+            "extra_info": overhead(10000, 2.3),
+        },
+        {"name": "test_recall", "fullname": "tests/benchmarks/x.py::c", "extra_info": recall},
+        {
+            "name": "test_other",
+            "fullname": "tests/benchmarks/test_audit_bench.py::test_other",
+            "extra_info": {},
+            "stats": {"median": 0.000123},
+        },
+    ]
+    return {"datetime": "2025-06-01T10:00:00+00:00", "benchmarks": benchmarks}
+
+
+def test_a_missed_target_is_reported_as_missed() -> None:
+    """The target table marks a missed check NO and the reading says the target was missed."""
+    report = load_script()
+    text = report.render(
+        results(),
+        status=1,
+        duration_s=120.0,
+        loads=("1.0, 1.0, 1.0", "2.0, 1.5, 1.2"),
+        host={"CPU": "Test CPU", "cores": "2", "RAM": "24.0 GiB"},
+        packages={"ragguard": "0.1.0"},
+    )
+    assert "| guard / raw (bob, 10,000) | 2.30 | <= 1.25 | **NO** |" in text
+    assert "| enforce / predicate (alice) | 1,700 | >= 100 | yes |" in text
+    assert "**Search overhead: target missed** (guard/raw 2.30-2.30x)" in text
+    assert "2 of 3 checks met." in text
+    assert "| CPU | Test CPU |" in text
+    assert "| alice | 26 | 67.0 | 39.0 | 40.0 | 1,700x |" in text
+    assert "| 0.05% | 5 | top-k then filter | 0 | 0 | 0.4 |" in text
+    assert "| test_audit_bench.py | test_other | 123 |" in text
+
+
+def test_renders_a_previous_run_from_json(tmp_path: Path) -> None:
+    """--from-json renders without running pytest, keeping the run's status beside it."""
+    report = load_script()
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(results()), encoding="utf-8")
+    (tmp_path / "results.run.json").write_text(
+        json.dumps({"status": 0, "duration_s": 60.0, "loads": ["0.5", "0.7"]}), encoding="utf-8"
+    )
+    output = tmp_path / "performance.md"
+    assert report.main(["--from-json", str(source), "-o", str(output)]) == 0
+    text = output.read_text(encoding="utf-8")
+    assert text.startswith("# Performance")
+    assert "| pytest exit status | 0 (all passed) |" in text
+    assert "| load average before / after | 0.5 / 0.7 |" in text
