@@ -646,3 +646,41 @@ def test_screens_are_thread_safe_under_load(store: rg.EdgeStore, policy: rg.Poli
     assert errors == []
     assert len(results) == 200
     assert all(ids == expected for ids in results)
+
+
+# -- the documentation page stays true -------------------------------------------------
+
+
+def test_docs_page_examples_run_and_print_what_the_page_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Python block of docs/screens-and-budgets.md (except the Redis sketch) runs
+    top to bottom, and each '# ...' result line under a print matches the output."""
+    import contextlib
+    import io
+
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "screens-and-budgets.md").read_text("utf-8")
+    blocks = [
+        b
+        for b in re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
+        if not b.startswith("# sketch")
+    ]
+    assert len(blocks) >= 8
+    monkeypatch.chdir(root)
+    namespace: dict[str, object] = {"SHARD": tmp_path / "shard", "__name__": "docs"}
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        for block in blocks:
+            exec(compile(block, "screens-and-budgets.md", "exec"), namespace)
+    namespace["store"].close()  # type: ignore[attr-defined]
+    printed = output.getvalue().splitlines()
+    expected = [
+        "True False",
+        "prompt injection: instruction override",
+        "['hidden text']",
+        "holdout4 precision=1.00 recall=0.68",
+        "secrets/PII: aws_access_key, credit_card",
+        "False",
+    ]
+    assert printed == expected
