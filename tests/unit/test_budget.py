@@ -412,3 +412,50 @@ def test_guard_rejects_a_budget_of_the_wrong_type(store: rg.EdgeStore, policy: r
     """budget= takes a ReleaseBudget; a bare number is a configuration mistake."""
     with pytest.raises(TypeError, match="ReleaseBudget"):
         rg.Guard(policy, store, budget=100)  # type: ignore[arg-type]
+
+
+# -- faults around the budget ------------------------------------------------------------
+
+
+class FullDisk:
+    """An audit sink whose disk is full."""
+
+    def record(self, retrieval: rg.Retrieval) -> None:
+        raise OSError(28, "No space left on device")
+
+
+def test_over_budget_with_a_failing_required_audit_raises_audit_error(
+    store: rg.EdgeStore, policy: rg.Policy
+) -> None:
+    """Both failures release nothing; with audit_required the audit failure is reported."""
+    guard = rg.Guard(
+        policy, store, budget=rg.ReleaseBudget(max_chunks=2), audit=FullDisk(), audit_required=True
+    )
+    with pytest.raises(rg.AuditError, match="nothing released"):
+        guard.search(ALICE, QUERY, k=3)
+
+
+def test_a_failing_trace_exporter_does_not_change_budget_or_screen_outcomes(
+    store: rg.EdgeStore, policy: rg.Policy
+) -> None:
+    """Tracing problems never break retrieval: hits come back, the budget still raises."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class BrokenExporter(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            raise ConnectionError("collector unreachable")
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(BrokenExporter()))
+    guard = rg.Guard(
+        policy,
+        store,
+        budget=rg.ReleaseBudget(max_chunks=4),
+        screens=[rg.PromptInjectionScreen()],
+        tracer_provider=provider,
+    )
+    assert len(guard.search(ALICE, QUERY, k=4)) == 4
+    with pytest.raises(rg.BudgetExceededError):
+        guard.search(ALICE, QUERY, k=1)
+    provider.shutdown()
