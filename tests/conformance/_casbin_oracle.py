@@ -28,7 +28,7 @@ from typing import Any, Final
 import casbin
 from casbin import util as casbin_util
 
-__all__ = ["CasbinOracle", "Val", "normalize"]
+__all__ = ["CasbinOracle", "PlainCasbin", "Val", "normalize"]
 
 _ORACLE_LOCK: Final = threading.Lock()
 
@@ -260,3 +260,52 @@ def _product(choices: list[list[str]]) -> list[tuple[str, ...]]:
     for options in choices:
         combos = [(*combo, option) for combo in combos for option in options]
     return combos
+
+
+class _PlainSubject(str):
+    """``r.sub`` for plain Casbin: the id string, with the attributes as Python attributes."""
+
+    __slots__ = ("__dict__",)
+
+
+class _PlainChunk:
+    """``r.obj`` for plain Casbin: metadata as Python attributes, nothing wrapped."""
+
+    def __init__(self, metadata: Mapping[str, object]) -> None:
+        self.__dict__.update(metadata)
+
+
+class PlainCasbin:
+    """An unmodified ``casbin.Enforcer`` on raw values: checks the oracle's wrapping.
+
+    On values where Python's operators already mean what DESIGN.md says (every
+    attribute present, one type per attribute), the oracle must agree with it.
+    """
+
+    def __init__(
+        self,
+        model_text: str,
+        p_lines: Iterable[Sequence[str]] = (),
+        g_lines: Iterable[Sequence[str]] = (),
+    ) -> None:
+        model = casbin.model.Model()
+        model.load_model_from_text(model_text)
+        self._enforcer = casbin.Enforcer(model)
+        for line in p_lines:
+            self._enforcer.add_named_policy("p", list(line))
+        for link in g_lines:
+            self._enforcer.add_named_grouping_policy("g", list(link))
+
+    def enforce(
+        self,
+        subject_id: str,
+        attributes: Mapping[str, object],
+        metadata: Mapping[str, object],
+        action: str = "read",
+    ) -> bool:
+        """Plain ``casbin.enforce`` (serialised like the oracle)."""
+        subject = _PlainSubject(subject_id)
+        subject.__dict__.update(attributes)
+        subject.__dict__["id"] = subject_id
+        with _ORACLE_LOCK:
+            return bool(self._enforcer.enforce(subject, _PlainChunk(metadata), action))

@@ -212,17 +212,49 @@ def _mostly_present(
 
 
 @st.composite
-def subjects(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
-    """A subject id and attributes (any attribute may be missing)."""
+def subjects(draw: st.DrawFn, *, clean: bool = False) -> tuple[str, dict[str, Any]]:
+    """A subject id and attributes (any attribute may be missing unless ``clean``)."""
+    if clean:
+        return draw(subject_ids), draw(st.fixed_dictionaries(CLEAN_SUBJECT_FIELDS))
     return draw(subject_ids), draw(_mostly_present(SUBJECT_FIELDS))
 
 
-def chunk_metadata(fields: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
-    """Chunk metadata over ``fields`` (each may be missing) plus an unrelated field."""
-    relevant = _mostly_present({name: CHUNK_FIELDS[name] for name in fields})
+def chunk_metadata(
+    fields: tuple[str, ...], *, clean: bool = False
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Chunk metadata over ``fields`` (each may be missing) plus an unrelated field.
+
+    ``clean``: every field present with a value of its usual type (see CLEAN_CHUNK_FIELDS).
+    """
+    relevant = (
+        st.fixed_dictionaries({name: CLEAN_CHUNK_FIELDS[name] for name in fields})
+        if clean
+        else _mostly_present({name: CHUNK_FIELDS[name] for name in fields})
+    )
     return st.tuples(relevant, st.sampled_from(["a.md", "b.md"])).map(
         lambda pair: {**pair[0], "source": pair[1]}
     )
+
+
+# Values on which Python's own operators already mean what DESIGN.md says: every
+# attribute present, one type per attribute (for checking the oracle against plain Casbin).
+CLEAN_CHUNK_FIELDS: Final[dict[str, st.SearchStrategy[Any]]] = {
+    "dept": st.sampled_from(DEPTS),
+    "level": st.integers(0, 4),
+    "tenant": st.sampled_from(TENANTS),
+    "label": st.sampled_from(LABELS),
+    "tags": st.lists(st.sampled_from(TAGS), min_size=1, max_size=3),
+    "public": st.booleans(),
+    "owner": st.sampled_from(USERS),
+    "path": st.sampled_from([p for p in PATHS if p]),
+}
+CLEAN_SUBJECT_FIELDS: Final[dict[str, st.SearchStrategy[Any]]] = {
+    "dept": st.sampled_from(DEPTS),
+    "clearance": st.integers(0, 4),
+    "tenant": st.sampled_from(TENANTS),
+    "groups": st.lists(st.sampled_from([*DEPTS, *TAGS]), max_size=3),
+    "admin": st.booleans(),
+}
 
 
 def _lines(
@@ -579,11 +611,18 @@ _FAMILY_STRATEGIES: Final[dict[str, tuple[Family, tuple[str, ...]]]] = {
 
 
 @st.composite
-def cases(draw: st.DrawFn, family: str, *, max_chunks: int = 24, max_subjects: int = 3) -> Case:
-    """A complete :class:`Case` of ``family``."""
+def cases(
+    draw: st.DrawFn,
+    family: str,
+    *,
+    max_chunks: int = 24,
+    max_subjects: int = 3,
+    clean: bool = False,
+) -> Case:
+    """A complete :class:`Case` of ``family`` (``clean``: see CLEAN_CHUNK_FIELDS)."""
     strategy, fields = _FAMILY_STRATEGIES[family]
-    chunks = draw(st.lists(chunk_metadata(fields), min_size=4, max_size=max_chunks))
-    people = draw(st.lists(subjects(), min_size=2, max_size=max_subjects))
+    chunks = draw(st.lists(chunk_metadata(fields, clean=clean), min_size=4, max_size=max_chunks))
+    people = draw(st.lists(subjects(clean=clean), min_size=2, max_size=max_subjects))
     action = draw(_READ)
     spec = draw(strategy(Observed.of(people, chunks, action)))
     n = len(chunks)
