@@ -48,6 +48,7 @@ from ragguard.testing import clustered_vectors
 
 __all__ = [
     "DIM",
+    "EXAMPLES_PER_FAMILY",
     "EdgeBackend",
     "QdrantBackend",
     "StoreBackend",
@@ -58,6 +59,15 @@ __all__ = [
 ]
 
 DIM = 8
+EXAMPLES_PER_FAMILY = {
+    "abac": 150,
+    "department": 120,
+    "rbac": 120,
+    "eval": 120,
+    "deny": 120,
+    "paths": 120,
+}
+"""Examples per family for the EdgeStore and Qdrant server runs (~30 s CPU in all)."""
 SCORE_TOLERANCE = 1e-5
 EXAMPLES_ENV = "RAGGUARD_CONFORMANCE_EXAMPLES"
 

@@ -11,18 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from _conformance import EdgeBackend, conformance_settings, run_case
+from _conformance import EXAMPLES_PER_FAMILY, EdgeBackend, conformance_settings, run_case
 from _policy_families import FAMILIES, Case, cases
 from hypothesis import event, given
-
-EXAMPLES = {
-    "abac": 150,
-    "department": 120,
-    "rbac": 120,
-    "eval": 120,
-    "deny": 120,
-    "paths": 120,
-}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -32,7 +23,7 @@ def test_generated_policies_agree_with_casbin_on_edge_store(
     """Decisions equal casbin.enforce; searches release exactly the authorised top-k."""
     backend = edge_backend(family)
 
-    @conformance_settings(EXAMPLES[family])
+    @conformance_settings(EXAMPLES_PER_FAMILY[family])
     @given(case=cases(family))
     def conforms(case: Case) -> None:
         outcome = run_case(case, backend)
