@@ -15,7 +15,8 @@ guard's exact re-check decides. Relaxed atoms are:
 
 * Casbin matching functions (``keyMatch('/docs/*')``, ``regexMatch``, ...);
 * string ``<``/``>`` bounds (Qdrant ranges are numeric);
-* numbers beyond ±2**53, where Qdrant's float comparison loses integer precision;
+* numbers at or beyond ±2**53, where Qdrant's float comparison loses integer precision
+  (2**53 + 1 compares equal to 2**53 as a float, so a bound of 2**53 itself is inexact);
 * ``In`` over more than :data:`MAX_NUMERIC_ALTERNATIVES` numbers;
 * attributes whose names are not plain ``[A-Za-z0-9_]`` words (a dot would be a path).
 
@@ -224,7 +225,7 @@ def _number_problem(values: Sequence[ir.Scalar]) -> str | None:
         if (
             isinstance(value, (int, float))
             and not isinstance(value, bool)
-            and abs(value) > _EXACT_FLOAT_INTEGER
+            and abs(value) >= _EXACT_FLOAT_INTEGER
         ):
-            return f"{value!r} is beyond the exactly comparable range ±2**53"
+            return f"{value!r} is outside the exactly comparable range (-2**53, 2**53)"
     return None
