@@ -6,18 +6,26 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ragguard.exceptions import StoreError
 from ragguard.stores.base import StoredChunk
 
 __all__ = ["as_vector", "stored_chunk"]
 
 
 def as_vector(vector: Sequence[float], dim: int) -> list[float]:
-    """``vector`` as a list of floats, checked against the store's dimension."""
-    values = [float(x) for x in vector]
+    """``vector`` as a list of floats, checked against the store's dimension.
+
+    Raises :class:`StoreError` (the exception tree, not a bare ``ValueError``) for a
+    wrong dimension or a NaN/infinity, before anything reaches the engine.
+    """
+    try:
+        values = [float(x) for x in vector]
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"vector is not a sequence of numbers: {exc}") from None
     if len(values) != dim:
-        raise ValueError(f"vector has dimension {len(values)}, the store holds dimension {dim}")
+        raise StoreError(f"vector has dimension {len(values)}, the store holds dimension {dim}")
     if not all(math.isfinite(x) for x in values):
-        raise ValueError("vector holds a non-finite number")
+        raise StoreError("vector holds a non-finite number (NaN or infinity)")
     return values
 
 
