@@ -353,7 +353,10 @@ def test_throughput_threads(
 
     Baseline: the raw qdrant-edge query's own 1 -> 2 thread scaling on this machine
     in the same run (on a shared 2-core machine neither reaches 2x). Measured in
-    alternating 2-second windows, three of each.
+    alternating 2-second windows, three of each. The bar is 0.8, not 1.0: a ratio of
+    two throughput ratios is noisy on a shared machine, and a lock held across the
+    engine call would show as about 0.6 whenever the engine scales (the unit test
+    tests/unit/test_edge_concurrency.py checks the absence of that lock directly).
     """
     corpus = corpora.get(size)
     store, probe = corpus.store, probes["bob"]
@@ -386,5 +389,5 @@ def test_throughput_threads(
         report.figure(f"{name} scaling", round(scaling[name], 3))
     relative = scaling["guard"] / scaling["raw"]
     report.figure("guard scaling / raw scaling", round(relative, 3))
-    report.check(f"guard 2-thread scaling relative to raw ({size:,})", relative, ">=", 0.9)
+    report.check(f"guard 2-thread scaling relative to raw ({size:,})", relative, ">=", 0.8)
     report.assert_checks()
