@@ -422,7 +422,9 @@ def recall_section(infos: Sequence[Mapping[str, Any]]) -> str:
             for r in _figures(info)["rows"]
         ]
         parts.append(
-            f"**{info['params']['size']:,} chunks, {info['params']['queries']} queries**\n\n"
+            f"**{info['params']['size']:,} chunks, {info['params']['queries']} queries** "
+            f"(HNSW alone, no filter, whole corpus: recall@10 "
+            f"{cell(_figures(info).get('hnsw_recall_without_filter'))})\n\n"
             + table(["readable", "chunks", "method", "recall@10", "worst query", "p50 (ms)"], rows)
         )
     return "\n\n".join(parts)
@@ -696,8 +698,10 @@ def recall_reading(infos: Sequence[Mapping[str, Any]]) -> str:
         over = {
             r["readable"]: r["recall"] for r in rows if r["method"] == "10x over-fetch then filter"
         }
+        unfiltered = _figures(info).get("hnsw_recall_without_filter")
         notes.append(
-            f"at {info['params']['size']:,} chunks ragguard exact: "
+            f"at {info['params']['size']:,} chunks (HNSW without a filter: {cell(unfiltered)}) "
+            "ragguard exact: "
             + ", ".join(f"{r['recall']:.3g}" for r in exact)
             + "; ragguard HNSW: "
             + ", ".join(f"{r['recall']:.3g}" for r in hnsw)
