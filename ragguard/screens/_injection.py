@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -287,7 +288,7 @@ _STRONG_PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (
         "chat-template tokens",
         ("##",),
-        r"(?:^|\n)\s*#{2,}\s*(?:system|instructions?|assistant)\s*:?\s*(?:\n|$)",
+        r"(?:^|\n)[ \t]*#{2,}[ \t]*(?:system|instructions?|assistant)[ \t]*:?[ \t]*(?:\n|$)",
     ),
     (
         "chat-template tokens",
@@ -346,7 +347,7 @@ _STRONG_PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 _WEAK_PATTERNS: tuple[tuple[str, float, tuple[str, ...], str], ...] = (
     ("chat-template tokens", 0.6, ("<|",), r"<\|(?:im_end|endoftext|eot_id|end_header_id)\|>"),
     ("chat-template tokens", 0.6, ("system",), r"\bsystem\s+(?:note|message|notice)\s*:"),
-    ("chat-template tokens", 0.5, ("system",), r"(?:^|\n)\s*system\s*:"),
+    ("chat-template tokens", 0.5, ("system",), r"(?:^|\n)[ \t]*system[ \t]*:"),
     (
         "persona change",
         0.5,
@@ -369,7 +370,7 @@ _WEAK_PATTERNS: tuple[tuple[str, float, tuple[str, ...], str], ...] = (
         "new instructions marker",
         0.6,
         ("instruction", "directive", "task", "rules", "prompt"),
-        r"(?:^|\n|--|[.!?])\s*(?:new|updated|additional|real|actual|important)\s+(?:new\s+)?"
+        r"(?:^|\n|--|[.!?])[ \t]*(?:new|updated|additional|real|actual|important)\s+(?:new\s+)?"
         r"(?:instructions?|directives?|task|rules|system\s+prompt)\s*[:\-\u2014]",
     ),
     (
@@ -382,7 +383,7 @@ _WEAK_PATTERNS: tuple[tuple[str, float, tuple[str, ...], str], ...] = (
         "procedure for the model",
         0.6,
         ("user",),
-        r"(?:^|[.:\n]\s*)(?:read|take|look\s+at)\s+the\s+user'?s\s+(?:question|message|request)",
+        r"(?:^|[.:\n][ \t]*)(?:read|take|look\s+at)\s+the\s+user'?s\s+(?:question|message|request)",
     ),
     (
         "fake context boundary",
@@ -429,13 +430,13 @@ _ADDRESS_PATTERNS: tuple[str, ...] = (
     r"(?:(?:reading|processing|handling|summari[sz]ing|reviewing)\s+(?:\w+\s+){1,2})?"
     r"(?:must|should|shall|will|are\s+(?:instructed|required|asked))\b",
     r"\bas\s+(?:the|an|a)\s+(?:ai|assistant|language\s+model|llm|chatbot)\s*,",
-    r"(?:^|[>\-\u2014\n]|(?<=[.!?])\s|p\.?\s?s\.?)\s*(?:ai\s+)?(?:assistant|ai|llm|chatbot|model|bot)\s*[:,\u2014]",
+    r"(?:^|[>\-\u2014\n]|(?<=[.!?])\s|p\.?\s?s\.?)[ \t]*(?:ai\s+)?(?:assistant|ai|llm|chatbot|model|bot)[ \t]*[:,\u2014]",
     r"\b(?:hinweis|nachricht|anweisungen?)\s+(?:an|f[üu]r)\s+(?:den\s+|die\s+|das\s+|alle\s+)?(?:ki|ai)\b[\w-]*",
     r"\b(?:note|message|consigne)s?\s+(?:pour|[àa]|aux?)\s+(?:l'|la\s+|le\s+|les\s+)?(?:ia|ai|assistant|mod[èe]le)\b",
     r"\b(?:nota|mensaje|instrucci[óo]n)\s+para\s+(?:la\s+|el\s+)?(?:ia|ai|asistente|modelo)\b",
 )
 _ADDRESS = re.compile("|".join(f"(?:{pattern})" for pattern in _ADDRESS_PATTERNS), _F)
-_ADDRESS_FOLLOW = re.compile(r"\s*[:,\u2014-]")
+_ADDRESS_FOLLOW = re.compile(r"[ \t]*[:,\u2014-]")
 _DIRECTIVE = re.compile(
     r"\b(?:must|should|shall|always|never|do\s+not|don't|instead|please|kindly|ignore|tell|say|state|"
     r"respond|reply|answer|rank|rate|score|recommend|include|refuse|escalate|promise|describe|"
@@ -466,7 +467,7 @@ _ABSOLUTE = re.compile(
     _F,
 )
 _REPLY_IMPERATIVE = re.compile(
-    r"(?:^|\n|(?<=[.!?])\s)[^\w\n]*(?:please\s+)?(?:respond|reply|answer|say|state)\b"
+    r"(?:^|\n|(?<=[.!?])\s)[^\w\n]{0,8}(?:please\s+)?(?:respond|reply|answer|say|state)\b"
     r"(?:[^.\n]{0,40}?\b(only|exclusively|solely)\s+with)?",
     _F,
 )
@@ -478,7 +479,7 @@ _ROLE_PLAY = re.compile(
     _F,
 )
 _SPACES = re.compile(r"[ \t]+")
-_STOPS = (". ", "! ", "? ")
+_BOUNDARY = re.compile(r"\n|[.!?] ")
 _BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 
 _STRONG = tuple(
@@ -518,7 +519,6 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 # -- markup that hides text ---------------------------------------------------------
 
-_HTML_COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
 # Markdown's comment idiom: a link reference nobody renders, "[//]: # (text)".
 _MARKDOWN_COMMENT = re.compile(
     r"^\s*\[(?://|comment|_)\]:\s*#\s*[(\"'](.*?)[)\"']\s*$", re.MULTILINE
@@ -684,42 +684,70 @@ def _phrase_signals(scanned: str) -> Iterator[Signal]:
     yield from _sentence_signals(scanned)
 
 
-def _sentence_start(text: str, position: int) -> int:
-    return 1 + max(text.rfind("\n", 0, position), *(text.rfind(p, 0, position) for p in _STOPS))
+class _Sentences:
+    """Sentence spans of a text (bounded by ``.!?`` + space, or a newline), found once.
 
+    Lookups bisect the boundary list and each sentence is examined at most once per
+    check, so a text with thousands of matches stays linear (no per-match rescans).
+    """
 
-def _sentence_end(text: str, position: int) -> int:
-    ends = [i for i in (text.find(c, position) for c in ("\n", *_STOPS)) if i >= 0]
-    return min(ends) if ends else len(text)
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = [0, *(match.start() + 1 for match in _BOUNDARY.finditer(text))]
 
+    def index(self, position: int) -> int:
+        return bisect.bisect_right(self.starts, position) - 1
 
-def _sentence(text: str, start: int, end: int) -> str:
-    """The sentence around ``text[start:end]`` (bounded by ``.!?`` + space, or a newline)."""
-    return text[_sentence_start(text, start) : _sentence_end(text, end)]
+    def end(self, index: int) -> int:
+        return self.starts[index + 1] - 1 if index + 1 < len(self.starts) else len(self.text)
+
+    def sentence(self, index: int) -> str:
+        return self.text[self.starts[index] : self.end(index)]
 
 
 def _sentence_signals(scanned: str) -> Iterator[Signal]:
     """Evidence that needs two things in the same sentence."""
+    sentences = _Sentences(scanned)
+    examined: set[int] = set()
     for address in _ADDRESS.finditer(scanned):
-        rest = scanned[address.end() : _sentence_end(scanned, address.end())]
-        directed = _ADDRESS_FOLLOW.match(rest) is not None or _DIRECTIVE.search(rest) is not None
-        yield Signal("directive addressed to the model", 1.0 if directed else 0.6)
+        index = sentences.index(address.end())
+        rest = scanned[address.end() : sentences.end(index)]
+        directed = _ADDRESS_FOLLOW.match(rest) is not None
+        if not directed and index not in examined:
+            # Later addresses in the same sentence see a suffix of this rest.
+            examined.add(index)
+            directed = _DIRECTIVE.search(rest) is not None
         if directed:
+            yield Signal("directive addressed to the model", 1.0)
             break
+        yield Signal("directive addressed to the model", 0.6)
     for pattern in (_WHEN_ANSWERING, _CORRECT_ANSWER):
+        examined = set()
         for match in pattern.finditer(scanned):
-            absolute = _ABSOLUTE.search(_sentence(scanned, match.start(), match.end()))
+            index = sentences.index(match.start())
+            if index in examined:
+                continue
+            examined.add(index)
+            absolute = _ABSOLUTE.search(sentences.sentence(index))
             yield Signal("answer-shaping directive", 1.0 if absolute else 0.6)
     if _WHEN_APPEARS.search(scanned):
         yield Signal("answer-shaping directive", 0.6)
     for reply in _REPLY_IMPERATIVE.finditer(scanned):
         yield Signal("reply directive", 1.0 if reply.group(1) else 0.6)
+        if reply.group(1):
+            break
+    examined = set()
     for data in _USER_DATA.finditer(scanned):
-        sentence = _sentence(scanned, data.start(), data.end())
+        index = sentences.index(data.start())
+        if index in examined:
+            continue
+        examined.add(index)
+        sentence = sentences.sentence(index)
         if _TRANSFER.search(sentence):
             if _URL_WORD.search(sentence):
                 yield Signal("exfiltration instruction", 1.0)
-            elif _EMAIL.search(sentence):
+                break
+            if _EMAIL.search(sentence):
                 yield Signal("exfiltration instruction", 0.6)
 
 
@@ -744,12 +772,22 @@ def _url_signals(scanned: str) -> Iterator[Signal]:
             yield Signal("templated url", 0.3)
 
 
+def _html_comments(text: str) -> Iterator[str]:
+    """The contents of ``<!-- ... -->`` comments, in one pass (an unclosed one ends it)."""
+    position = text.find("<!--")
+    while position >= 0:
+        close = text.find("-->", position + 4)
+        if close < 0:
+            return
+        yield text[position + 4 : close]
+        position = text.find("<!--", close + 3)
+
+
 def _hidden_markup_signals(text: str) -> Iterator[Signal]:
     if "<" not in text and "[" not in text:
         return
     normalized = _normalize(text)
-    for match in _HTML_COMMENT.finditer(normalized):
-        content = match.group(1)
+    for content in _html_comments(normalized):
         words = len(content.split())
         if words >= 4 and _HIDDEN_CUE.search(content):
             yield Signal("instructions in an html comment", 1.0)

@@ -218,23 +218,36 @@ def test_text_over_max_chars_is_flagged_unread() -> None:
     assert "not screened" in result.reason
 
 
-def test_pathological_input_is_screened_in_bounded_time() -> None:
-    """Long runs of trigger words, markup and separators do not blow up (no ReDoS)."""
+# Inputs that once took minutes (quadratic backtracking), and their relatives.
+_PATHOLOGICAL = [
+    "\n",
+    ". ",
+    "<!-- ",
+    "password=",
+    "ignore ",
+    "note to the ",
+    "<div hidden>",
+    "![",
+    "[a](https://x.example/?q=",
+    "hey ai ",
+    "p.s. ",
+    "user's email ",
+    "when answering ",
+    "4111 ",
+    "a\u200b",
+]
+
+
+@pytest.mark.parametrize("unit", _PATHOLOGICAL)
+def test_pathological_input_is_screened_in_linear_time(unit: str) -> None:
+    """100 KB of one repeated trigger is screened in well under a few seconds (no ReDoS)."""
     import time
 
-    screen = rg.PromptInjectionScreen()
-    texts = [
-        "ignore " * 20_000,
-        "<" * 50_000 + "div style='display:none'" * 500,
-        "note to the " * 10_000 + "assistant",
-        "![" * 20_000,
-        "[" + "a" * 50_000 + "](https://x.example/?q=" + "{" * 10_000,
-        "A" * 100_000 + "=",
-    ]
-    for text in texts:
+    text = unit * (100_000 // len(unit))
+    for screen in (rg.PromptInjectionScreen(), rg.SecretsScreen()):
         started = time.perf_counter()
         screen.scan(text)
-        assert time.perf_counter() - started < 5.0
+        assert time.perf_counter() - started < 5.0, (type(screen).__name__, unit)
 
 
 @pytest.mark.parametrize(
