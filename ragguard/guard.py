@@ -65,6 +65,8 @@ DEFAULT_MAX_K = 1000
 DEFAULT_MAX_FETCH_ROUNDS = 8
 MAX_FETCH_LIMIT = 10_000
 INEXACT_OVERFETCH = 4
+DISTANCE_METRICS = frozenset({"euclid", "manhattan"})
+"""Store metrics whose scores are distances: hits are released in ascending score order."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,14 @@ class Guard:
         self.screens: tuple[Screen, ...] = tuple(screens)
         self._screens = tuple((screen_name(screen), screen) for screen in self.screens)
         self.budget = budget
+        # Qdrant scores euclid/manhattan results by distance (lower is better).
+        metric = getattr(store, "distance", None)
+        self._lower_score_is_better = metric in DISTANCE_METRICS
+        if budget is not None and budget.min_score is not None and self._lower_score_is_better:
+            raise ValueError(
+                "ReleaseBudget(min_score=) is a minimum similarity; this store scores by "
+                f"{metric} distance (lower is better), so min_score cannot apply"
+            )
         self._tracer = RetrievalTracer(
             tracer_provider,
             capture_content=capture_content,
@@ -443,7 +453,9 @@ class Guard:
     def _finish(
         self, fetch: _Fetch, vector: Sequence[float], started: float, span: Any
     ) -> list[Hit]:
-        released = sorted(fetch.released, key=lambda h: h.score, reverse=True)[: fetch.k]
+        released = sorted(
+            fetch.released, key=lambda h: h.score, reverse=not self._lower_score_is_better
+        )[: fetch.k]
         withheld = fetch.withheld
         budget_error: BudgetError | None = None
         if self.budget is not None and released:

@@ -117,6 +117,7 @@ class QdrantStore:
         content_key: str = "page_content",
         metadata_key: str = "metadata",
         vector_name: str | None = None,
+        distance: str | None = None,
     ) -> None:
         if client is None and async_client is None:
             raise ValueError("QdrantStore needs a client, an async_client, or both")
@@ -129,11 +130,18 @@ class QdrantStore:
         self.metadata_key = metadata_key
         self.vector_name = vector_name
         self._filters = FilterTranslator(_ClientFilters(), key_prefix=metadata_key + ".")
+        if distance is not None and distance not in _DISTANCES:
+            raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(_DISTANCES)}")
         if dim is None:
             if client is None:
                 raise ValueError("pass dim= when QdrantStore has only an async client")
-            dim = self._collection_dim(client)
+            dim, collection_distance = self._vector_config(client)
+            distance = distance or collection_distance
         self._dim = dim
+        self.distance: str = distance or "cosine"
+        """``cosine``, ``dot``, ``euclid`` or ``manhattan``: read from the collection
+        unless ``dim`` is given (then pass ``distance=`` for a euclid/manhattan collection,
+        whose scores are distances and are released lowest first)."""
 
     @classmethod
     def create(
@@ -169,6 +177,7 @@ class QdrantStore:
             content_key=content_key,
             metadata_key=metadata_key,
             vector_name=vector_name,
+            distance=distance,
         )
 
     # -- the Store protocol ---------------------------------------------------------------
@@ -307,7 +316,7 @@ class QdrantStore:
             )
         return self.client
 
-    def _collection_dim(self, client: QdrantClient) -> int:
+    def _vector_config(self, client: QdrantClient) -> tuple[int, str]:
         try:
             info = client.get_collection(self.collection)
         except Exception as exc:
@@ -322,7 +331,8 @@ class QdrantStore:
             vectors = vectors[self.vector_name]
         if vectors is None:
             raise StoreError(f"Qdrant collection {self.collection!r} has no dense vectors")
-        return int(vectors.size)
+        names = {metric: name for name, metric in _DISTANCES.items()}
+        return int(vectors.size), names.get(vectors.distance, "cosine")
 
     def _error(self, operation: str, exc: Exception) -> StoreError:
         return StoreError(f"Qdrant {operation} on collection {self.collection!r} failed: {exc}")

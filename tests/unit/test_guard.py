@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from qdrant_client import AsyncQdrantClient, models
+from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from qdrant_edge import Point, UpdateOperation
 
 import ragguard as rg
@@ -33,6 +33,20 @@ e = some(where (p.eft == allow))
 
 [matchers]
 m = r.obj.tenant == r.sub.tenant && r.obj.level <= r.sub.clearance && r.act == "read"
+"""
+
+DEPT_MODEL = """
+[request_definition]
+r = sub, obj, act
+
+[policy_definition]
+p = sub, act
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = r.act == p.act && r.obj.dept == "eng"
 """
 
 PATH_MODEL = """
@@ -347,3 +361,56 @@ def test_qdrant_store_async_client_gives_the_same_top_k() -> None:
             await client.close()
 
     assert asyncio.run(run()) == _brute_force_top_k(policy, ALICE, query, 9)
+
+
+@pytest.mark.parametrize("distance", ["euclid", "manhattan", "dot", "cosine"])
+def test_hits_come_nearest_first_for_every_distance(tmp_path: Path, distance: str) -> None:
+    """Qdrant scores euclid/manhattan by distance (lower is better): the guard must not
+    release the farthest chunks first. Reference: numpy over the readable chunks."""
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(120, 8))
+    readable = [i % 3 != 0 for i in range(120)]
+    policy = rg.Policy.from_casbin(DEPT_MODEL, "p, anyone, read\n")
+    query = rng.normal(size=8)
+    with rg.EdgeStore.create(tmp_path / "shard", dim=8, distance=distance) as store:
+        store.upsert(
+            rg.Chunk(
+                text=f"c{i}",
+                metadata={"dept": "eng" if readable[i] else "hr"},
+                vector=vectors[i].tolist(),
+                id=i + 1,
+            )
+            for i in range(120)
+        )
+        hits = rg.Guard(policy, store, exact_search=True).search(
+            rg.Subject(id="alice"), query.tolist(), k=10
+        )
+    if distance == "euclid":
+        key = np.linalg.norm(vectors - query, axis=1)
+    elif distance == "manhattan":
+        key = np.abs(vectors - query).sum(axis=1)
+    elif distance == "dot":
+        key = -(vectors @ query)
+    else:
+        key = -(vectors @ query) / np.linalg.norm(vectors, axis=1)
+    expected = [str(i + 1) for i in np.argsort(key) if readable[i]][:10]
+    assert [h.id for h in hits] == expected
+
+
+def test_min_score_is_refused_on_distance_stores(tmp_path: Path) -> None:
+    policy = rg.Policy.from_casbin(DEPT_MODEL, "p, anyone, read\n")
+    with (
+        rg.EdgeStore.create(tmp_path / "shard", dim=2, distance="euclid") as store,
+        pytest.raises(ValueError, match="lower is better"),
+    ):
+        rg.Guard(policy, store, budget=rg.ReleaseBudget(min_score=0.5))
+
+
+def test_qdrant_store_reads_its_distance_from_the_collection() -> None:
+    client = QdrantClient(":memory:")
+    rg.QdrantStore.create(client, "near", dim=4, distance="manhattan")
+    assert rg.QdrantStore(client=client, collection="near").distance == "manhattan"
+    given = rg.QdrantStore(client=client, collection="near", dim=4, distance="manhattan")
+    assert given.distance == "manhattan"
+    with pytest.raises(ValueError, match="unknown distance"):
+        rg.QdrantStore(client=client, collection="near", distance="hamming")
