@@ -265,7 +265,8 @@ def document_from_hit(hit: Hit) -> Document:
 
         {"rule": "p, engineer, engineering, 2, read",  # the policy line that released it
          "score": 0.83, "policy_version": "9f2c...",
-         "provenance": {"status": "verified", "tag": {...}}}   # None when not checked
+         "provenance": {"status": "verified", "tag": {...}},  # None when not checked
+         "flags": []}        # what flag-action screens noted (ragguard.PromptInjectionScreen...)
     """
     provenance = None
     if hit.provenance is not None:
@@ -278,6 +279,7 @@ def document_from_hit(hit: Hit) -> Document:
         "score": hit.score,
         "policy_version": hit.decision.policy_version,
         "provenance": provenance,
+        "flags": list(hit.flags),
     }
     return Document(
         id=hit.id,

@@ -274,6 +274,7 @@ def test_documents_carry_id_and_the_decision(
         assert decision["policy_version"] == guard.policy.version
         assert decision["provenance"]["status"] == "verified"
         assert decision["provenance"]["tag"]["source"] == doc.metadata["source"]
+        assert decision["flags"] == []
         assert {k: v for k, v in doc.metadata.items() if k != "ragguard"} == dict(hit.metadata)
 
 
@@ -333,3 +334,14 @@ def test_works_in_an_lcel_chain_and_callbacks_see_the_run(retriever: GuardedRetr
 def test_embeddings_must_embed(guard: rg.Guard) -> None:
     with pytest.raises(TypeError, match="lacks embed_query, aembed_query"):
         GuardedRetriever(guard=guard, embeddings=object())
+
+
+def test_screen_flags_reach_the_document(guard: rg.Guard, embedder: HashEmbedder) -> None:
+    def flag_everything(hit: rg.Hit) -> rg.ScreenResult:
+        return rg.ScreenResult(flagged=True, reason="reviewed", action="flag")
+
+    screened = rg.Guard(guard.policy, guard.store, screens=[flag_everything])
+    retriever = GuardedRetriever(guard=screened, embeddings=embedder, subject=BOB, k=2)
+    docs = retriever.invoke(QUESTION)
+    assert len(docs) == 2
+    assert all(d.metadata["ragguard"]["flags"] == ["flag_everything: reviewed"] for d in docs)
