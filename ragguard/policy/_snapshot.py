@@ -6,10 +6,8 @@ while in use is either seen whole (a new snapshot, a new version) or not at all.
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
-import io
 import json
 import re
 from collections.abc import Sequence
@@ -147,6 +145,35 @@ def _read(source: str | Path, what: str) -> tuple[str, Path | None]:
         raise PolicyLoadError(f"cannot read the {what} {str(path)!r}: {exc.strerror}") from exc
 
 
+_LINE_SYNTAX = re.compile(r"[,\[\]()]")
+
+
+def policy_line_tokens(line: str) -> list[str] | None:
+    """Split one policy line exactly as pycasbin's file adapter does.
+
+    Values are separated by commas outside ``()``/``[]`` and stripped; quotes are part of
+    the value, as in Casbin (``"alice"`` never equals ``alice``), so an eval rule such as
+    ``r.obj.dept in ("eng", "hr")`` is one value. ``None`` for a closing bracket without
+    an opening one (Casbin fails on the line).
+    """
+    tokens: list[str] = []
+    depth = 0
+    start = 0
+    for match in _LINE_SYNTAX.finditer(line):
+        char = match.group()
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            if depth == 0:
+                return None
+            depth -= 1
+        elif depth == 0:
+            tokens.append(line[start : match.start()].strip())
+            start = match.end()
+    tokens.append(line[start:].strip())
+    return tokens
+
+
 def load_enforcer(
     model: str | Path, policy: str | Path | None
 ) -> tuple[casbin.Enforcer, dict[int, int], str, int | None]:
@@ -177,16 +204,16 @@ def load_enforcer(
         policy_text, policy_path = _read(policy, "policy")
         policy_name = str(policy_path) if policy_path else "policy text"
         p_index = 0
-        for number, raw in enumerate(policy_text.splitlines(), start=1):
+        # Lines end at "\n" only, as pycasbin's file adapter reads them.
+        for number, raw in enumerate(policy_text.split("\n"), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
-            try:
-                tokens = [
-                    t.strip() for t in next(csv.reader(io.StringIO(line), skipinitialspace=True))
-                ]
-            except (csv.Error, StopIteration) as exc:
-                raise PolicyLoadError(f"{policy_name}:{number}: malformed CSV line") from exc
+            tokens = policy_line_tokens(line)
+            if tokens is None:
+                raise PolicyLoadError(
+                    f"{policy_name}:{number}: a closing bracket without an opening one"
+                )
             key = tokens[0]
             section = key[:1]
             if section not in ("p", "g") or key not in casbin_model.model.get(section, {}):

@@ -22,11 +22,12 @@ code with what it checks. Calls are serialised: pycasbin re-parses the matcher w
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import casbin
 from casbin import util as casbin_util
+from casbin.persist.adapter import Adapter, load_policy_line
 
 __all__ = ["CasbinOracle", "PlainCasbin", "Val", "normalize"]
 
@@ -198,26 +199,33 @@ MATCHING_FUNCTIONS: Final[dict[str, Callable[[str, str], bool]]] = {
 }
 
 
+class _TextAdapter(Adapter):  # type: ignore[misc]  # casbin is untyped
+    """Policy text read line by line exactly as pycasbin's ``FileAdapter`` reads a file."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def load_policy(self, model: Any) -> None:
+        for line in self._text.split("\n"):
+            load_policy_line(line.strip(), model)
+
+
+def _enforcer(model_text: str, policy_text: str) -> Any:
+    model = casbin.model.Model()
+    model.load_model_from_text(model_text)
+    return casbin.Enforcer(model, _TextAdapter(policy_text))
+
+
 class CasbinOracle:
-    """A ``casbin.Enforcer`` holding one generated policy, deciding wrapped requests.
+    """A ``casbin.Enforcer`` on the policy text (read by Casbin's own line reader),
+    deciding wrapped requests."""
 
-    ``p_lines`` and ``g_lines`` are added through Casbin's management API (no CSV), so a
-    CSV-handling mistake in ragguard's loader shows up as a disagreement.
-    """
-
-    def __init__(
-        self,
-        model_text: str,
-        p_lines: Iterable[Sequence[str]] = (),
-        g_lines: Iterable[Sequence[str]] = (),
-    ) -> None:
-        model = casbin.model.Model()
-        model.load_model_from_text(model_text)
-        enforcer = casbin.Enforcer(model)
-        for line in p_lines:
-            enforcer.add_named_policy("p", list(line))
-        for link in g_lines:
-            enforcer.add_named_grouping_policy("g", list(link))
+    def __init__(self, model_text: str, policy_text: str = "") -> None:
+        enforcer = _enforcer(model_text, policy_text)
+        self.lines: tuple[list[list[str]], list[list[str]]] = (
+            enforcer.get_policy(),
+            enforcer.get_grouping_policy() if "g" in enforcer.model.model else [],
+        )
         for name, function in MATCHING_FUNCTIONS.items():
             enforcer.add_function(name, _any_element(function))
         role_managers: dict[str, Any] = dict(enforcer.rm_map)
@@ -282,19 +290,8 @@ class PlainCasbin:
     attribute present, one type per attribute), the oracle must agree with it.
     """
 
-    def __init__(
-        self,
-        model_text: str,
-        p_lines: Iterable[Sequence[str]] = (),
-        g_lines: Iterable[Sequence[str]] = (),
-    ) -> None:
-        model = casbin.model.Model()
-        model.load_model_from_text(model_text)
-        self._enforcer = casbin.Enforcer(model)
-        for line in p_lines:
-            self._enforcer.add_named_policy("p", list(line))
-        for link in g_lines:
-            self._enforcer.add_named_grouping_policy("g", list(link))
+    def __init__(self, model_text: str, policy_text: str = "") -> None:
+        self._enforcer = _enforcer(model_text, policy_text)
 
     def enforce(
         self,

@@ -357,8 +357,10 @@ def _check_pushdown(
 
 def run_case(case: Case, backend: StoreBackend | None) -> Outcome:
     """Decisions against casbin; then, with a backend, the store checks."""
-    policy = rg.Policy.from_casbin(case.model, case.policy_csv)
-    oracle = CasbinOracle(case.model, case.p_lines, case.g_lines)
+    policy = rg.Policy.from_casbin(case.model, case.policy_text)
+    oracle = CasbinOracle(case.model, case.policy_text)
+    intended = ([list(line) for line in case.p_lines], [list(link) for link in case.g_lines])
+    assert oracle.lines == intended, "Casbin reads the generated policy text differently"
     verdicts = check_decisions(case, policy, oracle)
     if backend is None:
         released = sum(sum(row) for row in verdicts)

@@ -18,8 +18,6 @@ Families (``FAMILIES``):
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -111,21 +109,16 @@ class Case:
     ties: tuple[tuple[int, int], ...] = field(default=())
 
     @property
-    def policy_csv(self) -> str:
-        """The policy as Casbin CSV text (what ragguard's loader reads)."""
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        for line in self.p_lines:
-            writer.writerow(["p", *line])
-        for link in self.g_lines:
-            writer.writerow(["g", *link])
-        return out.getvalue()
+    def policy_text(self) -> str:
+        """The policy in Casbin's file format (``p, v1, v2``; values are never quoted)."""
+        rows = [("p", *line) for line in self.p_lines] + [("g", *link) for link in self.g_lines]
+        return "".join(", ".join(row) + "\n" for row in rows)
 
     def describe(self) -> str:
         """Everything needed to reproduce a failure, for assertion messages."""
         return (
             f"family={self.family} action={self.action!r}\n--- model\n{self.model}\n"
-            f"--- policy\n{self.policy_csv}"
+            f"--- policy\n{self.policy_text}"
         )
 
 
@@ -308,7 +301,15 @@ _EQ_OPS: Final = ("==", "!=")
 
 @st.composite
 def _atom(draw: st.DrawFn, fields: tuple[str, ...]) -> str:
-    kind = draw(st.sampled_from(["pair", "literal", "in_literal", "in_subject", "subject", "act"]))
+    kinds = ["pair", "literal", "in_literal", "in_subject", "subject", "act"]
+    kind = draw(st.sampled_from([*kinds, "match"] if "path" in fields else kinds))
+    if kind == "match":
+        # Matching functions end up under ! and || too: relaxed by polarity in the store.
+        function = draw(st.sampled_from(sorted(PATTERNS)))
+        pattern = draw(st.sampled_from(PATTERNS[function]))
+        if function != "regexMatch" and draw(st.integers(0, 3)) == 0:
+            return f"{function}({literal(pattern)}, r.obj.path)"  # the chunk as the pattern
+        return f"{function}(r.obj.path, {literal(pattern)})"
     if kind == "pair":
         pairs = [p for p in _PAIRS if p[0] in fields] or [(fields[0], "dept")]
         chunk_attr, subject_attr = draw(st.sampled_from(pairs))
@@ -346,6 +347,7 @@ def _atom(draw: st.DrawFn, fields: tuple[str, ...]) -> str:
                     "r.sub.admin == True",
                     '"eng" in r.sub.groups',
                     'r.sub.tenant in ("acme", "globex")',
+                    'r.sub in ("alice", "bob")',
                 ]
             )
         )
@@ -389,7 +391,9 @@ class Observed:
         chunks: list[dict[str, Any]],
         action: str,
     ) -> Observed:
-        by_subject: dict[str, set[str]] = {"id": {sid for sid, _ in subjects_}}
+        by_subject: dict[str, set[str]] = {"id": set()}
+        for subject_id, _ in subjects_:
+            by_subject["id"].update(_strings_in(subject_id))
         for _, attributes in subjects_:
             for name, value in attributes.items():
                 by_subject.setdefault(name, set()).update(_strings_in(value))
@@ -415,7 +419,7 @@ class Observed:
         """
         subject_id, attributes = draw(st.sampled_from(self.people))
         metadata = draw(st.sampled_from(self.chunks))
-        mine = [subject_id] if subject_attr == "id" else _strings_in(attributes.get(subject_attr))
+        mine = _strings_in(subject_id if subject_attr == "id" else attributes.get(subject_attr))
         theirs = _strings_in(metadata.get(chunk_attr))
         if not mine or not theirs:
             return None
@@ -424,6 +428,7 @@ class Observed:
     def pick(self, where: str, name: str, fallback: tuple[str, ...]) -> st.SearchStrategy[str]:
         """Three times in four a value seen on subjects/chunks, else from ``fallback``."""
         seen = (self.subject if where == "subject" else self.chunk).get(name, ())
+        fallback = tuple(value for value in fallback if policy_value_ok(value))
         if not seen:
             return st.sampled_from(fallback)
         observed = st.sampled_from(seen)
@@ -431,13 +436,34 @@ class Observed:
 
 
 def _strings_in(value: Any) -> list[str]:
+    """The strings in a value that can stand in a policy line."""
     items = value if isinstance(value, list) else [value]
-    return [item for item in items if isinstance(item, str) and item.strip() == item and item]
+    return [item for item in items if isinstance(item, str) and item and policy_value_ok(item)]
+
+
+def policy_value_ok(value: str) -> bool:
+    """Whether Casbin's line reader reads ``value`` back as itself.
+
+    Its reader splits at commas outside ``()``/``[]`` and strips spaces, so a value with
+    such a comma, unbalanced brackets, or outer spaces cannot be written in a policy file
+    (a subject may still be called ``a,b``; no policy line can name it).
+    """
+    depth = 0
+    for char in value:
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            if depth == 0:
+                return False
+            depth -= 1
+        elif char == "," and depth == 0:
+            return False
+    return depth == 0 and value == value.strip() and "\n" not in value
 
 
 _READ = _mostly(("read",), ("write",))
 
-_ABAC_FIELDS: Final = ("dept", "level", "tenant", "label", "tags", "public", "owner")
+_ABAC_FIELDS: Final = ("dept", "level", "tenant", "label", "tags", "public", "owner", "path")
 
 
 @st.composite
@@ -504,11 +530,29 @@ def _rbac(draw: st.DrawFn, seen: Observed) -> dict[str, Any]:
             links.append((tenant[0], role, tenant[1]))
         if dept is not None:
             grants.append((role, dept[1], seen.action))
+    if draw(st.integers(0, 2)) == 0:
+        # Roles without domains; a chunk attribute may stand in either argument of g().
+        owners = seen.pick("chunk", "owner", USERS)
+        flat: list[tuple[str, ...]] = [link[:2] for link in links]
+        flat += draw(st.lists(st.tuples(owners, st.one_of(roles, users)), max_size=4))
+        return {
+            "model": model_text(draw(st.sampled_from(_FLAT_RBAC_MATCHERS)), roles="_, _"),
+            "p_lines": grants,
+            "g_lines": flat,
+        }
     return {
         "model": model_text(draw(st.sampled_from(_RBAC_MATCHERS)), roles="_, _, _"),
         "p_lines": grants,
         "g_lines": links,
     }
+
+
+_FLAT_RBAC_MATCHERS: Final = (
+    "g(r.sub.id, p.sub) && r.obj.dept == p.obj && r.act == p.act",
+    "(g(r.sub.id, r.obj.owner) || r.obj.owner == r.sub) && r.obj.dept == p.obj && r.act == p.act",
+    "g(r.obj.owner, r.sub.id) && r.act == p.act",
+    "g(r.obj.owner, p.sub) && g(r.sub.id, p.sub) && r.act == p.act",
+)
 
 
 _EVAL_FIELDS: Final = ("dept", "level", "tenant", "label", "tags", "owner")
@@ -603,7 +647,7 @@ Family = Callable[[Observed], st.SearchStrategy[dict[str, Any]]]
 _FAMILY_STRATEGIES: Final[dict[str, tuple[Family, tuple[str, ...]]]] = {
     "abac": (_abac, _ABAC_FIELDS),
     "department": (_department, ("dept", "level", "tenant")),
-    "rbac": (_rbac, ("tenant", "dept", "level")),
+    "rbac": (_rbac, ("tenant", "dept", "level", "owner")),
     "eval": (_eval, _EVAL_FIELDS),
     "deny": (_deny, ("dept", "label", "tags", "level")),
     "paths": (_paths, ("path", "dept", "label")),
@@ -625,6 +669,8 @@ def cases(
     people = draw(st.lists(subjects(clean=clean), min_size=2, max_size=max_subjects))
     action = draw(_READ)
     spec = draw(strategy(Observed.of(people, chunks, action)))
+    for row in (*spec.get("p_lines", ()), *spec.get("g_lines", ())):
+        assert all(policy_value_ok(value) for value in row), row  # a generator bug
     n = len(chunks)
     ties = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=2))
     return Case(

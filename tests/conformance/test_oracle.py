@@ -22,8 +22,8 @@ def test_oracle_equals_plain_casbin_on_clean_values(family: str) -> None:
     @conformance_settings(60)
     @given(case=cases(family, clean=True))
     def agrees(case: Case) -> None:
-        oracle = CasbinOracle(case.model, case.p_lines, case.g_lines)
-        plain = PlainCasbin(case.model, case.p_lines, case.g_lines)
+        oracle = CasbinOracle(case.model, case.policy_text)
+        plain = PlainCasbin(case.model, case.policy_text)
         for subject_id, attributes in case.subjects:
             for metadata in case.chunks:
                 expected = plain.enforce(subject_id, attributes, metadata, case.action)
@@ -67,7 +67,7 @@ def test_oracle_applies_the_documented_value_semantics(
 def test_oracle_role_domains_are_typed_strings() -> None:
     """g() with a chunk's tenant: any string element names a domain, a number none."""
     model = model_text("g(r.sub.id, p.sub, r.obj.tenant) && r.act == p.act", roles="_, _, _")
-    oracle = CasbinOracle(model, [("reader", "x", "read")], [("alice", "reader", "5")])
+    oracle = CasbinOracle(model, "p, reader, x, read\ng, alice, reader, 5\n")
     assert oracle.enforce("alice", {}, {"tenant": "5"})
     assert oracle.enforce("alice", {}, {"tenant": ["1", "5"]})
     assert not oracle.enforce("alice", {}, {"tenant": 5})
