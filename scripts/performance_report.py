@@ -372,9 +372,12 @@ def overhead_section(infos: Sequence[Mapping[str, Any]]) -> str:
     parts = [
         "## 3. Search overhead vs a raw qdrant-edge query\n\n"
         "k=10, dimension 384, cosine, the same 200 query vectors for every variant, payload "
-        "returned by all. *bob*: engineer in 5 of 20 tenants, clearance 2 (3.75 % readable; "
-        "few enough candidates that Qdrant scans them exactly). *sel50*: 50 % readable "
-        "(filtered HNSW at 100k). Each variant adds one thing to the one above it."
+        "returned by all. *bob*: engineer in 5 of 20 tenants, clearance 2 (3.75 % readable); "
+        "*sel50*: 50 % readable. Qdrant scans the filtered candidates exactly while they "
+        "are fewer than its `full_scan_threshold` (10,000 KB of vectors, about 6,700 at "
+        "dimension 384) and uses filtered HNSW above that: bob is an exact scan at 10k and "
+        "100k, sel50 from 100k on. Each variant adds one thing to the one above it; "
+        '"answers identical" compares the ids returned with the raw query\'s.'
     ]
     for info in sorted(infos, key=lambda i: (i["params"]["size"], i["params"]["subject"])):
         f = _figures(info)
@@ -455,12 +458,21 @@ def scaling_section(infos: Sequence[Mapping[str, Any]]) -> str:
         ["build: optimize (HNSW + payload indexes)", *[f"{b['optimize_s']:.1f} s" for b in build]]
     )
     rows.append(
-        ["build: peak RSS (build process)", *[f"{b['peak_rss_mib']:,.0f} MiB" for b in build]]
+        [
+            "build: peak RSS (build process; counts the shard's mapped files)",
+            *[f"{b['peak_rss_mib']:,.0f} MiB" for b in build],
+        ]
     )
     rows.append(
         [
-            "benchmark process RSS after the searches",
-            *[f"{_figures(i)['process_rss_mib']:,.0f} MiB" for i in infos],
+            "RSS added by opening the shard (benchmark process)",
+            *[f"{_figures(i).get('shard_open_rss_mib', float('nan')):,.0f} MiB" for i in infos],
+        ]
+    )
+    rows.append(
+        [
+            "RSS added while searching (the rows below)",
+            *[f"{_figures(i).get('search_rss_growth_mib', float('nan')):,.0f} MiB" for i in infos],
         ]
     )
     for probe in probes:
@@ -679,8 +691,9 @@ def overhead_reading(infos: Sequence[Mapping[str, Any]]) -> str:
         "the query vector validated and converted twice (guard, then store), and a plan "
         "filter whose shape (an OR of per-line ANDs, a redundant deny branch, the full "
         "tenant list) costs the engine more than the hand-written one. None of these is a "
-        "lock or grows with the corpus, so the ratio falls as the engine's share grows "
-        "(larger corpora, a Qdrant server across a network). Where to cut (found with "
+        "lock or grows with the corpus; but the in-process engine stays under a "
+        "millisecond up to the largest corpus measured, so the ratio only shrinks where the "
+        "query itself costs more (a Qdrant server across a network). Where to cut (found with "
         "cProfile): specialised predicate closures without generator expressions, a C-speed "
         "canonical JSON for provenance, factoring common atoms out of the plan's OR in the "
         "IR simplifier, and converting the vector once; the OpenTelemetry SDK's cost per "
@@ -690,35 +703,49 @@ def overhead_reading(infos: Sequence[Mapping[str, Any]]) -> str:
 
 def recall_reading(infos: Sequence[Mapping[str, Any]]) -> str:
     notes = []
+    exact_all: list[float] = []
+    hnsw_short: list[str] = []
     for info in sorted(infos, key=lambda i: i["params"]["size"]):
         rows = _figures(info)["rows"]
-        hnsw = [r for r in rows if r["method"] == "ragguard (HNSW, default)"]
-        exact = [r for r in rows if r["method"] == "ragguard (exact)"]
-        naive = {r["readable"]: r["recall"] for r in rows if r["method"] == "top-k then filter"}
-        over = {
-            r["readable"]: r["recall"] for r in rows if r["method"] == "10x over-fetch then filter"
-        }
+        size = info["params"]["size"]
         unfiltered = _figures(info).get("hnsw_recall_without_filter")
+
+        def recalls(method: str, rows: Sequence[Mapping[str, Any]] = rows) -> str:
+            return ", ".join(f"{r['recall']:.3g}" for r in rows if r["method"] == method)
+
+        exact_all += [r["recall"] for r in rows if r["method"] == "ragguard (exact)"]
+        hnsw_short += [
+            f"{r['readable']} of {size:,} ({r['recall']:.3g}; HNSW without a filter: "
+            f"{cell(unfiltered)})"
+            for r in rows
+            if r["method"] == "ragguard (HNSW, default)" and r["recall"] < 1.0
+        ]
         notes.append(
-            f"at {info['params']['size']:,} chunks (HNSW without a filter: {cell(unfiltered)}) "
-            "ragguard exact: "
-            + ", ".join(f"{r['recall']:.3g}" for r in exact)
-            + "; ragguard HNSW: "
-            + ", ".join(f"{r['recall']:.3g}" for r in hnsw)
-            + "; top-k then filter: "
-            + ", ".join(f"{v:.2g}" for v in naive.values())
-            + "; 10x over-fetch: "
-            + ", ".join(f"{v:.2g}" for v in over.values())
+            f"at {size:,} chunks ragguard exact {recalls('ragguard (exact)')}; ragguard "
+            f"HNSW {recalls('ragguard (HNSW, default)')}; top-k then filter "
+            f"{recalls('top-k then filter')}; 10x over-fetch {recalls('10x over-fetch then filter')}"
         )
+    exact_verdict = (
+        "ragguard with exact search parameters finds every authorised top-10 chunk at "
+        "every selectivity and size (target met)"
+        if exact_all and min(exact_all) == 1.0
+        else "**ragguard with exact search parameters missed authorised chunks**"
+    )
+    hnsw_note = (
+        " The default guard (Qdrant's HNSW) is below 1.0 only at "
+        + "; ".join(hnsw_short)
+        + ": HNSW's own approximation on a broad filter, not the filter (Qdrant scans "
+        "the candidates exactly when fewer than about 6,700 match, and its filtered HNSW "
+        "found every chunk at the narrower filters); `Guard(exact_search=True)` buys the "
+        "last percent at the latency shown."
+        if hnsw_short
+        else " The default guard (Qdrant's HNSW) also reached 1.0 everywhere."
+    )
     return (
         "**Recall** (50 %, 5 %, 0.5 %, 0.05 % readable): "
         + "; ".join(notes)
-        + ". Pushing the filter into the query keeps recall flat as access narrows; "
-        "post-filtering collapses with selectivity (over-fetching only moves the cliff). "
-        "Qdrant scans the payload-index candidates exactly when they are few, so the "
-        "default (HNSW) guard is exact at low selectivity; where it is below 1.0 it is "
-        "HNSW's own approximation over a broad filter (`Guard(exact_search=True)` makes "
-        "it exact at the latency shown)."
+        + f". {exact_verdict}; post-filtering collapses as access narrows, and "
+        "over-fetching only moves the cliff." + hnsw_note
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import _corpus
 import numpy as np
 import numpy.typing as npt
-from _measure import env_int
+from _measure import env_int, rss_mib
 
 import ragguard as rg
 
@@ -52,6 +52,8 @@ class Corpus:
     vectors: npt.NDArray[np.float32]
     metadata: list[dict[str, Any]]
     build: dict[str, Any]
+    open_rss_mib: float
+    """How much this process's RSS grew when the shard was opened."""
 
     def readable_mask(self, probe: _corpus.Probe) -> npt.NDArray[np.bool_]:
         """Which chunks ``probe`` may read, by its hand-written predicate."""
@@ -85,8 +87,11 @@ class Corpora:
                 )
         build = json.loads((directory / "build_info.json").read_text(encoding="utf-8"))
         vectors = np.load(directory / "vectors.npy", mmap_mode="r")
+        before = rss_mib()
         store = rg.EdgeStore.open(directory / "shard")
-        return Corpus(n, directory, store, vectors, _corpus.chunk_metadata(n), build)
+        opened = rss_mib() - before
+        metadata = _corpus.chunk_metadata(n)
+        return Corpus(n, directory, store, vectors, metadata, build, opened)
 
     def close(self) -> None:
         for corpus in self._open.values():

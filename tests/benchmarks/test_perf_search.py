@@ -172,8 +172,8 @@ def test_scaling(
     The guard as in production: tracing (in-memory exporter) and provenance verify.
     Every released hit is checked against the probe's hand-written predicate.
     """
-    rss_before = rss_mib()
     corpus = corpora.get(size)
+    rss_before = rss_mib()
     provider, exporter = in_memory_tracing()
     guard = rg.Guard(policy, corpus.store, provenance=provenance_check(), tracer_provider=provider)
     names = ["sel50", "bob", "sel5", "sel05", "sel005"]
@@ -196,8 +196,8 @@ def test_scaling(
     exporter.clear()
     report = Report(benchmark, "scaling", size=size, k=K)
     report.figure("build", corpus.build)
-    report.figure("process_rss_mib", round(rss_mib(), 1))
-    report.figure("process_rss_growth_mib", round(rss_mib() - rss_before, 1))
+    report.figure("shard_open_rss_mib", round(corpus.open_rss_mib, 1))
+    report.figure("search_rss_growth_mib", round(rss_mib() - rss_before, 1))
     report.figure("process_peak_rss_mib", round(peak_rss_mib(), 1))
     for name in names:
         report.figure(f"{name} p50_ms", ms(median(samples[name])))
