@@ -793,6 +793,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_path = args.from_json
     else:
         json_path = args.json or Path(tempfile.mkdtemp(prefix="ragguard-bench-")) / "results.json"
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         before = load_average()
         status, duration = run_benchmarks(json_path, args.pytest_args)
         loads = (before, load_average())
