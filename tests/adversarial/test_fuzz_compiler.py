@@ -1,0 +1,207 @@
+"""Differential fuzzing of the policy compiler: casbin.enforce = check = EdgeStore filter.
+
+Every generated case (``_matcher_grammar.fuzz_cases``) is decided three ways for every
+(subject, chunk) pair:
+
+1. the oracle, ``casbin.enforce`` with request values wrapped to DESIGN.md's semantics
+   (``tests/conformance/_casbin_oracle.py``);
+2. ragguard: ``policy.check(subject, metadata).released`` and the plan's filter
+   evaluated by the compiled predicate;
+3. the real Qdrant engine: the plan's filter translated for an ``EdgeStore`` and run
+   over all the case's chunks at once; the points it returns must be exactly the
+   released ones when the pushdown claims to be exact, a superset otherwise.
+
+Cases ragguard refuses must be refused when the policy is loaded (and only cases that
+hold a construct outside the documented language). A chunk with a malformed value in
+an attribute the plan reads is denied; otherwise the malformed attribute plays no part
+and the oracle decides the chunk without it. A subject with a malformed attribute is
+refused when built (``SubjectError``).
+
+CI: derandomised, ``DEFAULT_EXAMPLES`` cases. Nightly / by hand:
+``RAGGUARD_FUZZ_EXAMPLES=20000 pytest tests/adversarial/test_fuzz_compiler.py`` runs
+that many fresh random cases. See docs/fuzzing.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+from _casbin_oracle import CasbinOracle
+from _conformance import DIM, EdgeBackend, _null_list
+from _matcher_grammar import FuzzCase, fuzz_cases, is_malformed, storable
+from hypothesis import HealthCheck, given, settings
+
+import ragguard as rg
+from ragguard.policy import ir
+from ragguard.policy._predicate import compile_check, normalize_metadata
+
+EXAMPLES_ENV = "RAGGUARD_FUZZ_EXAMPLES"
+DEFAULT_EXAMPLES = 400
+
+
+def _fuzz_settings() -> settings:
+    raw = os.environ.get(EXAMPLES_ENV, "").strip()
+    examples = int(raw) if raw else DEFAULT_EXAMPLES
+    if examples < 1:
+        raise ValueError(f"{EXAMPLES_ENV} must be a positive integer, got {raw!r}")
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+            HealthCheck.function_scoped_fixture,
+        ],
+        derandomize=not raw,  # CI: the same cases every run; long mode: fresh ones
+        print_blob=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeBackend]:
+    """One EdgeStore for the whole module; each case upserts and deletes its chunks."""
+    edge = EdgeBackend(tmp_path_factory.mktemp("fuzz-edge") / "shard")
+    yield edge
+    edge.close()
+
+
+_ids = itertools.count(1)
+_rng = np.random.default_rng(7)
+
+
+def _build_subject(subject_id: str, attributes: Mapping[str, Any]) -> rg.Subject | None:
+    """The Subject, or None when a malformed attribute makes ragguard refuse it."""
+    malformed = any(is_malformed(value) for value in attributes.values())
+    if malformed:
+        with pytest.raises(rg.SubjectError):
+            rg.Subject(id=subject_id, attributes=dict(attributes))
+        return None
+    return rg.Subject(id=subject_id, attributes=dict(attributes))
+
+
+def _expected(
+    oracle: CasbinOracle,
+    subject_id: str,
+    attributes: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    action: str,
+    fields: frozenset[str],
+) -> bool:
+    """The oracle's verdict; a malformed attribute the plan reads denies the chunk."""
+    broken = {name for name, value in metadata.items() if is_malformed(value)}
+    if broken & fields:
+        return False
+    clean = {name: value for name, value in metadata.items() if name not in broken}
+    return oracle.enforce(subject_id, attributes, clean, action)
+
+
+def _load(case: FuzzCase) -> rg.Policy | rg.UnsupportedPolicyError:
+    """The policy, or the refusal (the only error loading may raise here)."""
+    try:
+        return rg.Policy.from_casbin(case.model, case.policy_text)
+    except rg.UnsupportedPolicyError as error:
+        return error
+
+
+def _plan(policy: rg.Policy, subject: rg.Subject, action: str) -> rg.Plan | rg.PolicyError:
+    """The plan, or a PolicyError that is not a load-time refusal."""
+    try:
+        return policy.plan(subject, action)
+    except rg.UnsupportedPolicyError:
+        raise  # refusals belong to load time, never to a query
+    except rg.PolicyError as error:
+        return error
+
+
+def run_fuzz_case(case: FuzzCase, backend: EdgeBackend) -> None:
+    """The three-way agreement for every (subject, chunk) of ``case``."""
+    policy = _load(case)
+    if isinstance(policy, rg.UnsupportedPolicyError):
+        assert case.unsupported, f"refused a supported policy: {policy}\n{case.describe()}"
+        return
+    assert not case.unsupported, f"accepted an unsupported construct\n{case.describe()}"
+    oracle = CasbinOracle(case.model, case.policy_text)
+    intended = ([list(line) for line in case.p_lines], [list(link) for link in case.g_lines])
+    assert oracle.lines == intended, "Casbin reads the generated policy text differently"
+
+    people = [
+        (subject_id, attributes, subject)
+        for subject_id, attributes in case.subjects
+        if (subject := _build_subject(subject_id, attributes)) is not None
+    ]
+    if not people:
+        return
+    ids = [next(_ids) for _ in case.chunks]
+    vectors = _rng.normal(size=(len(case.chunks), DIM)) + 0.1
+    # Qdrant payloads are JSON: NaN and infinities cannot be stored, only decided.
+    stored = {pid for pid, metadata in zip(ids, case.chunks, strict=True) if storable(metadata)}
+    chunks = [
+        rg.Chunk(text=f"chunk {i}", metadata=dict(metadata), vector=list(row), id=pid)
+        for i, (metadata, row, pid) in enumerate(zip(case.chunks, vectors, ids, strict=True))
+        if pid in stored
+    ]
+    by_id = {str(pid): metadata for pid, metadata in zip(ids, case.chunks, strict=True)}
+    backend.load(chunks, policy.index_specs())
+    query = list(_rng.normal(size=DIM) + 0.1)
+    try:
+        for subject_id, attributes, subject in people:
+            plan = _plan(policy, subject, case.action)
+            if isinstance(plan, rg.PolicyError):
+                # Documented: a keyMatch2 pattern that is not a valid regular expression
+                # fails the plan that needs it (nothing is released).
+                assert "invalid regular expression" in str(plan), str(plan)
+                assert "keyMatch2(" in case.describe(), str(plan)
+                continue
+            fields = frozenset(ir.fields_of(plan.filter))
+            predicate = compile_check(plan.filter)
+            authorised: set[str] = set()
+            for pid, metadata in zip(ids, case.chunks, strict=True):
+                expected = _expected(oracle, subject_id, attributes, metadata, case.action, fields)
+                decision = policy.check(subject, metadata, case.action)
+                context = (
+                    f"\n{case.describe()}--- subject {subject_id!r} {dict(attributes)!r}\n"
+                    f"--- chunk {dict(metadata)!r}\n--- plan {plan.kind} {plan.filter!r}\n"
+                    f"--- decision {decision}"
+                )
+                assert decision.released is expected, "policy.check disagrees with casbin" + context
+                if not any(is_malformed(metadata.get(name)) for name in fields):
+                    by_filter = predicate(normalize_metadata(metadata, fields))
+                    assert by_filter is expected, "the plan filter disagrees with casbin" + context
+                if expected and pid in stored:
+                    authorised.add(str(pid))
+            if plan.kind == "deny_all":
+                assert not authorised, f"deny_all plan, yet casbin releases {authorised}"
+                continue
+            pushdown = backend.store.translate(plan.filter)
+            found = {h.id for h in backend.store.search(query, len(ids), pushdown)}
+            context = (
+                f"\n{case.describe()}--- subject {subject_id!r} {dict(attributes)!r}\n"
+                f"--- plan {plan.kind} exact={pushdown.exact} {plan.filter!r}"
+            )
+            dropped = sorted(authorised - found)
+            assert not dropped, (
+                f"the EdgeStore filter dropped released chunks "
+                f"{[dict(by_id[i]) for i in dropped]}" + context
+            )
+            if pushdown.exact:
+                extra = [
+                    dict(by_id[i])
+                    for i in sorted(found - authorised)
+                    if not _null_list(by_id[i], fields)
+                    and not any(is_malformed(by_id[i].get(name)) for name in fields)
+                ]
+                assert not extra, f"an exact EdgeStore filter let through {extra}" + context
+    finally:
+        backend.clear(ids)
+
+
+@_fuzz_settings()
+@given(case=fuzz_cases())
+def test_compiler_agrees_with_casbin_and_edge_store(case: FuzzCase, backend: EdgeBackend) -> None:
+    run_fuzz_case(case, backend)
