@@ -180,6 +180,10 @@ def render(
         "`tests/benchmarks/conftest.py`)."
     )
     run_facts = [("date (UTC)", results.get("datetime", "")[:19].replace("T", " "))]
+    sizes = sorted({info["params"]["size"] for info in sections.get("scaling", [])})
+    if sizes:
+        note = " (1,000,000 needs `RAGGUARD_BENCH_1M=1`)" if 1_000_000 in sizes else ""
+        run_facts.append(("corpus sizes", ", ".join(f"{n:,}" for n in sizes) + note))
     if duration_s is not None:
         run_facts.append(("benchmark run", f"{duration_s / 60:.1f} min"))
     if status is not None:
