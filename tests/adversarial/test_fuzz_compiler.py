@@ -25,6 +25,7 @@ that many fresh random cases. See docs/fuzzing.md.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -213,6 +214,58 @@ def run_fuzz_case(case: FuzzCase, backend: EdgeBackend) -> None:
                 assert not extra, f"an exact EdgeStore filter let through {extra}" + context
     finally:
         backend.clear(ids)
+
+
+_ALLOW_ONLY_EVAL_MODEL = (
+    "[request_definition]\nr = sub, obj, act\n\n"
+    "[policy_definition]\np = sub, obj, act, rule, eft\n\n"
+    "[policy_effect]\ne = some(where (p.eft == allow))\n\n"
+    '[matchers]\nm = eval(p.rule) && (r.act == "eng")\n'
+)
+# Shrunk cases found by the fuzzer, kept as regressions.
+REGRESSIONS = (
+    # Casbin raises re.error on a deny line's invalid keyMatch2 pattern even under the
+    # allow-only effect; ragguard ignores the line and denies (no oracle verdict).
+    FuzzCase(
+        model=_ALLOW_ONLY_EVAL_MODEL,
+        p_lines=(
+            ("eng", "eng", "eng", 'r.act == "eng"', "allow"),
+            ("eng", "eng", "eng", 'keyMatch2(r.obj.path, "/docs/**")', "deny"),
+        ),
+        g_lines=(),
+        subjects=(("alice", {}),),
+        chunks=({}, {"path": "/docs/eng/1.md"}),
+        uses_eval=True,
+    ),
+    # A NaN in metadata the plan does not read: decided, never stored (Qdrant payloads
+    # are JSON); EdgeStore.upsert raises a bare TypeError on it.
+    FuzzCase(
+        model=_ALLOW_ONLY_EVAL_MODEL.replace(
+            'eval(p.rule) && (r.act == "eng")', '!(r.act == "eng")'
+        ),
+        p_lines=(),
+        g_lines=(),
+        subjects=(("alice", {}),),
+        chunks=({}, {"path": math.nan}),
+    ),
+    # The same key read by the plan: malformed, denied.
+    FuzzCase(
+        model=_ALLOW_ONLY_EVAL_MODEL.replace(
+            'eval(p.rule) && (r.act == "eng")', '!(r.obj.path == "x")'
+        ),
+        p_lines=(),
+        g_lines=(),
+        subjects=(("alice", {}),),
+        chunks=({"path": "/docs"}, {"path": math.inf}, {"path": {"b": 1}}, {"path": [["x"]]}),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "case", REGRESSIONS, ids=["ignored-deny-regex", "nan-unread", "malformed-read"]
+)
+def test_fuzz_regressions(case: FuzzCase, backend: EdgeBackend) -> None:
+    run_fuzz_case(case, backend)
 
 
 @_fuzz_settings()
