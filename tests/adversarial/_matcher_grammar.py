@@ -156,7 +156,7 @@ def _value(base: st.SearchStrategy[Any], *, malformed: bool) -> st.SearchStrateg
 
 
 _CHUNK_BASE: Final[dict[str, st.SearchStrategy[Any]]] = {
-    "dept": st.sampled_from(("eng", "hr", "legal", "", *CONFUSABLES[:6])),
+    "dept": st.sampled_from(("eng", "hr", "legal", "", *CONFUSABLES[:6], *SYNTAX[:6])),
     "level": st.sampled_from((0, 1, 2, 3, 2.5, "2", True, False, 2**53 + 1)),
     "tags": st.lists(st.sampled_from(("x", "y", "eng", "")), max_size=3),
     "tenant": st.sampled_from(("acme", "globex", "", "ACME", 5)),
