@@ -58,8 +58,14 @@ class MalformedValueError(ValueError):
     """A metadata value that ragguard refuses to decide on (nested object, NaN, ...)."""
 
 
+_KIND_BY_TYPE: Final[dict[type, str]] = {str: "str", int: "number", float: "number", bool: "bool"}
+
+
 def kind_of(value: object) -> str:
     """The comparison kind of a scalar: ``"bool"``, ``"number"``, ``"str"`` or ``"other"``."""
+    kind = _KIND_BY_TYPE.get(type(value))
+    if kind is not None:  # the exact built-in types: the common case, one lookup
+        return kind
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
@@ -88,6 +94,9 @@ def normalize_value(value: object, *, where: str) -> object:
 
     Raises :class:`MalformedValueError` (naming ``where``) for anything else.
     """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool:
+        return value
     if value is None:
         return ABSENT
     if isinstance(value, SCALAR_TYPES):

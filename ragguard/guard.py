@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from ragguard.budget import ReleaseBudget
 from ragguard.exceptions import (
@@ -146,6 +147,7 @@ class _Fetch:
     pushdown: Pushdown
     k: int
     limit: int
+    query_digest: str
     released: list[Hit] = field(default_factory=list)
     withheld: list[Hit] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
@@ -335,7 +337,7 @@ class Guard:
             fetch, query = self._start(subject, vector, k, action, where)
             while (limit := fetch.next_limit()) is not None:
                 fetch.feed(self._store_search(query, limit, fetch.pushdown))
-            return self._finish(fetch, vector, started, span)
+            return self._finish(fetch, started, span)
 
     async def asearch(
         self,
@@ -359,7 +361,7 @@ class Guard:
                         self._store_search, query, limit, fetch.pushdown
                     )
                 fetch.feed(results)
-            return self._finish(fetch, vector, started, span)
+            return self._finish(fetch, started, span)
 
     # -- the pipeline's steps ----------------------------------------------------------
 
@@ -373,7 +375,7 @@ class Guard:
     ) -> tuple[_Fetch, list[float]]:
         subject = require_subject(subject)
         k = self._check_k(k)
-        query = self._check_vector(vector)
+        array = self._check_vector(vector)
         plan, pushdown = self._plan_and_pushdown(subject, action)
         if where is not None and plan.kind != "deny_all":
             narrowed = ir.and_(plan.filter, _where_expr(where))
@@ -390,9 +392,10 @@ class Guard:
                 pushdown = Pushdown(native=None, exact=True, matches_nothing=True)
         self._tracer.planned(plan)
         limit = k if pushdown.exact else min(k * INEXACT_OVERFETCH, MAX_FETCH_LIMIT)
-        fetch = _Fetch(self, subject, plan, pushdown, k, limit)
+        fetch = _Fetch(self, subject, plan, pushdown, k, limit, _query_digest(array))
         if pushdown.matches_nothing:
             fetch.done = True  # deny_all: the store is never touched
+        query: list[float] = array.tolist()
         return fetch, query
 
     def _store_search(
@@ -429,7 +432,9 @@ class Guard:
             decision = Decision(
                 False, None, f"malformed payload: no usable {missing}", plan.policy_version
             )
-            return Hit(stored.id, stored.score, text or "", metadata or {}, decision, subject=subject)
+            return Hit(
+                stored.id, stored.score, text or "", metadata or {}, decision, subject=subject
+            )
         decision = plan.decide(metadata)
         if decision.released and self.budget is not None:
             shortfall = self.budget.score_shortfall(stored.score)
@@ -450,9 +455,7 @@ class Guard:
             hit = run_screens(self._screens, hit)
         return hit
 
-    def _finish(
-        self, fetch: _Fetch, vector: Sequence[float], started: float, span: Any
-    ) -> list[Hit]:
+    def _finish(self, fetch: _Fetch, started: float, span: Any) -> list[Hit]:
         released = sorted(
             fetch.released, key=lambda h: h.score, reverse=not self._lower_score_is_better
         )[: fetch.k]
@@ -469,7 +472,8 @@ class Guard:
                     else "release budget unavailable"
                 )
                 withheld = withheld + [
-                    dataclasses.replace(hit, decision=hit.decision.denied(reason)) for hit in released
+                    dataclasses.replace(hit, decision=hit.decision.denied(reason))
+                    for hit in released
                 ]
                 released = []
         retrieval = Retrieval(
@@ -478,7 +482,7 @@ class Guard:
             subject=fetch.subject,
             plan=fetch.plan,
             k=fetch.k,
-            query_digest=_query_digest(vector),
+            query_digest=fetch.query_digest,
             released=tuple(released),
             withheld=tuple(withheld),
             rounds=fetch.rounds,
@@ -510,7 +514,7 @@ class Guard:
             raise QueryError(f"k must be between 1 and {self.max_k}, got {k}")
         return k
 
-    def _check_vector(self, vector: Sequence[float]) -> list[float]:
+    def _check_vector(self, vector: Sequence[float]) -> npt.NDArray[np.float64]:
         try:
             array = np.asarray(vector, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -524,7 +528,7 @@ class Guard:
             raise QueryError("the query vector contains NaN or infinity")
         if not array.any():
             raise QueryError("the query vector is all zeros; it has no direction to search")
-        return [float(x) for x in array]
+        return array
 
 
 def _where_expr(where: ir.Expr | Mapping[str, Any]) -> ir.Expr:
@@ -541,6 +545,6 @@ def _where_expr(where: ir.Expr | Mapping[str, Any]) -> ir.Expr:
     return where
 
 
-def _query_digest(vector: Sequence[float]) -> str:
-    array = np.asarray(vector, dtype=np.float32)
-    return hashlib.sha256(array.tobytes()).hexdigest()
+def _query_digest(vector: npt.NDArray[np.float64]) -> str:
+    """SHA-256 of the query vector as float32 bytes (what the audit records, never the text)."""
+    return hashlib.sha256(vector.astype(np.float32).tobytes()).hexdigest()

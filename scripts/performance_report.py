@@ -359,7 +359,7 @@ LADDER = (
     "guard + audit",
 )
 LADDER_NOTES = {
-    "raw": "baseline: `shard.query`, hand-written filter",
+    "raw": "baseline: `shard.query`, hand-written filter, payloads read",
     "store.search (hand filter)": "EdgeStore.search, same hand-written filter",
     "store.search": "EdgeStore.search, ragguard's pushed-down filter",
     "guard (bare)": "+ plan lookup, vector checks, per-hit decision, Retrieval record",

@@ -47,12 +47,16 @@ class _Line:
     line: PolicyLine | None
     residual: ir.Expr
     check: Check
+    label: str = field(init=False)
 
-    @property
-    def label(self) -> str:
-        if self.line is None:
-            return "matcher (policy has no lines)"
-        return f"line {self.line.number}: {self.line.render()}"
+    def __post_init__(self) -> None:
+        # Rendered once: every released hit carries it as ``Decision.rule``.
+        label = (
+            "matcher (policy has no lines)"
+            if self.line is None
+            else f"line {self.line.number}: {self.line.render()}"
+        )
+        object.__setattr__(self, "label", label)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +79,14 @@ class Plan:
     _deny: tuple[_Line, ...] = field(default=(), repr=False)
     _fields: frozenset[str] = field(default=frozenset(), repr=False)
     _note: str = field(default="", repr=False)
+    _released: dict[str, Decision] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # One immutable "released by line N" decision per allow line, shared by every hit.
+        released = {
+            e.label: Decision(True, e.label, None, self.policy_version) for e in self._allow
+        }
+        object.__setattr__(self, "_released", released)
 
     @classmethod
     def build(
@@ -136,7 +148,7 @@ class Plan:
         version = self.policy_version
         if self.kind == "deny_all":
             return Decision(False, None, self._deny_all_reason(), version)
-        if not isinstance(metadata, Mapping):
+        if type(metadata) is not dict and not isinstance(metadata, Mapping):
             return Decision(False, None, "malformed metadata: not a JSON object", version)
         try:
             md = normalize_metadata(metadata, self._fields)
@@ -147,7 +159,7 @@ class Plan:
                 return Decision(False, None, f"deny {entry.label}", version)
         for entry in self._allow:
             if entry.check(md):
-                return Decision(True, entry.label, None, version)
+                return self._released[entry.label]
         return Decision(False, None, self._failure_reason(md), version)
 
     def _deny_all_reason(self) -> str:

@@ -14,6 +14,7 @@ from casbin import util as casbin_util
 
 from ragguard._values import (
     ABSENT,
+    ORDERING_OPERATORS,
     describe,
     elements,
     kind_of,
@@ -50,21 +51,29 @@ def normalize_metadata(metadata: Mapping[str, Any], fields: frozenset[str]) -> d
     """Normalize the attributes a plan reads; raises MalformedValueError if one is unusable."""
     out: dict[str, object] = {}
     for name in fields:
-        out[name] = normalize_value(metadata.get(name), where=f"metadata attribute {name!r}")
+        value = metadata.get(name)
+        kind = type(value)
+        if kind is str or kind is int or kind is bool:
+            out[name] = value  # already normal: skip the general path (and its message)
+        else:
+            out[name] = normalize_value(value, where=f"metadata attribute {name!r}")
     return out
 
 
 def compile_check(expr: ir.Expr) -> Check:
-    """A closure deciding ``expr`` on normalized metadata."""
+    """A closure deciding ``expr`` on normalized metadata.
+
+    The closures run once per retrieved hit, so they avoid generators and dispatch on
+    the exact built-in type first; anything unusual takes the general path of
+    :mod:`ragguard._values`.
+    """
     if isinstance(expr, ir.Const):
         result = expr.value
         return lambda md: result
     if isinstance(expr, ir.And):
-        parts = tuple(compile_check(item) for item in expr.items)
-        return lambda md: all(part(md) for part in parts)
+        return _all_of(tuple(compile_check(item) for item in expr.items))
     if isinstance(expr, ir.Or):
-        parts = tuple(compile_check(item) for item in expr.items)
-        return lambda md: any(part(md) for part in parts)
+        return _any_of(tuple(compile_check(item) for item in expr.items))
     if isinstance(expr, ir.Not):
         inner = compile_check(expr.item)
         return lambda md: not inner(md)
@@ -76,16 +85,36 @@ def compile_check(expr: ir.Expr) -> Check:
         name = expr.field
         return lambda md: md[name] is not ABSENT
     if isinstance(expr, ir.Range):
-        name, bounds = expr.field, expr.bounds()
-
-        def in_range(md: Metadata) -> bool:
-            return any(
-                all(scalar_order(op, value, bound) for op, bound in bounds)
-                for value in elements(md[name])
-            )
-
-        return in_range
+        return _range_check(expr)
     return _match_check(expr)
+
+
+def _all_of(parts: tuple[Check, ...]) -> Check:
+    if len(parts) == 2:
+        first, second = parts
+        return lambda md: first(md) and second(md)
+
+    def all_of(md: Metadata) -> bool:
+        for part in parts:  # noqa: SIM110 (a loop: all() over a generator is slower here)
+            if not part(md):
+                return False
+        return True
+
+    return all_of
+
+
+def _any_of(parts: tuple[Check, ...]) -> Check:
+    if len(parts) == 2:
+        first, second = parts
+        return lambda md: first(md) or second(md)
+
+    def any_of(md: Metadata) -> bool:
+        for part in parts:  # noqa: SIM110 (a loop: any() over a generator is slower here)
+            if part(md):
+                return True
+        return False
+
+    return any_of
 
 
 def _equality_check(name: str, values: tuple[ir.Scalar, ...]) -> Check:
@@ -93,22 +122,48 @@ def _equality_check(name: str, values: tuple[ir.Scalar, ...]) -> Check:
     strings = frozenset(v for v in values if kind_of(v) == "str")
     numbers = frozenset(v for v in values if kind_of(v) == "number")
     bools = frozenset(v for v in values if kind_of(v) == "bool")
+    by_kind = {"str": strings, "number": numbers, "bool": bools}
+    by_type: dict[type, frozenset[Any]] = {
+        str: strings,
+        int: numbers,
+        float: numbers,
+        bool: bools,
+    }
 
     def scalar_in(value: object) -> bool:
+        group = by_kind.get(kind_of(value))
+        return group is not None and value in group
+
+    def check(md: Metadata) -> bool:
+        value = md[name]
+        group = by_type.get(type(value))
+        if group is not None:
+            return value in group
+        if type(value) is tuple:
+            return any(scalar_in(item) for item in value)
+        return scalar_in(value)  # ABSENT, or a subclass of a scalar type
+
+    return check
+
+
+def _range_check(expr: ir.Range) -> Check:
+    name = expr.field
+    bounds = tuple((ORDERING_OPERATORS[op], bound, kind_of(bound)) for op, bound in expr.bounds())
+
+    def within(value: Any) -> bool:
         kind = kind_of(value)
-        if kind == "str":
-            return value in strings
-        if kind == "number":
-            return value in numbers
-        if kind == "bool":
-            return value in bools
-        return False
+        if kind != "number" and kind != "str":
+            return False  # booleans and absent values have no order
+        for compare, bound, bound_kind in bounds:
+            if kind != bound_kind or not compare(value, bound):
+                return False
+        return True
 
     def check(md: Metadata) -> bool:
         value = md[name]
         if type(value) is tuple:
-            return any(scalar_in(item) for item in value)
-        return scalar_in(value)
+            return any(within(item) for item in value)
+        return within(value)
 
     return check
 

@@ -19,8 +19,9 @@ So Casbin's ``r.obj.dept != "hr"`` is ``And(Exists("dept"), Not(Eq("dept", "hr")
 and ``!(r.obj.dept == "hr")`` is ``Not(Eq("dept", "hr"))``.
 
 The builders :func:`and_`, :func:`or_` and :func:`not_` simplify as they build
-(constants fold, duplicates vanish, equalities on one field merge into ``In``), so the
-same policy always yields the same, smallest expression. Nodes are frozen and hashable.
+(constants fold, duplicates vanish, equalities on one field merge into ``In``,
+conditions shared by every branch of an ``Or`` are factored out of it), so the same
+policy always yields the same, smallest expression. Nodes are frozen and hashable.
 This module is pure: no I/O, no store types.
 """
 
@@ -207,7 +208,24 @@ def and_(*items: Expr) -> Expr:
         return FALSE
     if not flat:
         return TRUE
+    known = _without_known(flat)
+    if known != flat:
+        return and_(*known)
     return flat[0] if len(flat) == 1 else And(tuple(flat))
+
+
+def _without_known(conjuncts: list[Expr]) -> list[Expr]:
+    """``A && !(A && B)`` as ``A && !B``: inside one conjunction, a negated conjunction
+    need not test again what its siblings already require (plain boolean logic)."""
+    required = {x for x in conjuncts if not isinstance(x, Not)}
+    out: list[Expr] = []
+    for item in conjuncts:
+        if isinstance(item, Not) and isinstance(item.item, And):
+            inner = item.item.items
+            if any(x in required for x in inner):
+                item = not_(and_(*(x for x in inner if x not in required)))
+        out.append(item)
+    return out
 
 
 def or_(*items: Expr) -> Expr:
@@ -224,7 +242,29 @@ def or_(*items: Expr) -> Expr:
         return TRUE
     if not flat:
         return FALSE
-    return flat[0] if len(flat) == 1 else Or(tuple(flat))
+    if len(flat) == 1:
+        return flat[0]
+    return _factor(flat) or Or(tuple(flat))
+
+
+def _conjuncts(item: Expr) -> tuple[Expr, ...]:
+    return item.items if isinstance(item, And) else (item,)
+
+
+def _factor(items: list[Expr]) -> Expr | None:
+    """``(A && B) || (A && C)`` as ``A && (B || C)``, or ``None`` if nothing is shared.
+
+    Policy lines that differ in one condition (the same tenants and clearance, another
+    department) otherwise reach the store as an OR repeating every shared condition,
+    which costs the engine a scan per branch. Plain boolean distribution: it holds
+    whatever the attributes hold (lists included), so the filter's meaning is unchanged.
+    """
+    conjuncts = [_conjuncts(item) for item in items]
+    shared = [c for c in conjuncts[0] if all(c in others for others in conjuncts[1:])]
+    if not shared:
+        return None
+    rests = [and_(*(c for c in item if c not in shared)) for item in conjuncts]
+    return and_(*shared, or_(*rests))
 
 
 def not_(item: Expr) -> Expr:

@@ -75,6 +75,29 @@ def canonical_value(value: Any, path: str = "value") -> Any:
         ) from None
 
 
+_PLAIN_TYPES: frozenset[type] = frozenset({str, int, bool, type(None)})
+"""Exact types the JSON encoder already writes canonically."""
+
+
+def _is_plain(value: Any) -> bool:
+    """True for a dict/list tree of exact built-in types other than float, keyed by exact
+    ``str``: JSON's own encoder writes it canonically, no rewriting needed."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _PLAIN_TYPES and not _is_plain(item)):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if type(item) not in _PLAIN_TYPES and not _is_plain(item):
+                return False
+        return True
+    return False
+
+
 def _canonical(value: Any) -> Any:
     kind = type(value)
     # Exact-type fast paths first: verification runs this on every hit.
@@ -128,7 +151,7 @@ def canonical_json(value: Any, path: str = "value") -> bytes:
         >>> canonical_json({"level": 2.0, "dept": "eng"})
         b'{"dept":"eng","level":2}'
     """
-    text = _ENCODER.encode(canonical_value(value, path))
+    text = _ENCODER.encode(value if _is_plain(value) else canonical_value(value, path))
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from ragguard.exceptions import StoreError
 from ragguard.stores.base import StoredChunk
@@ -19,13 +20,16 @@ def as_vector(vector: Sequence[float], dim: int) -> list[float]:
     wrong dimension or a NaN/infinity, before anything reaches the engine.
     """
     try:
-        values = [float(x) for x in vector]
+        array = np.asarray(vector, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"vector is not a sequence of numbers: {exc}") from None
-    if len(values) != dim:
-        raise StoreError(f"vector has dimension {len(values)}, the store holds dimension {dim}")
-    if not all(math.isfinite(x) for x in values):
+    if array.ndim != 1:
+        raise StoreError(f"vector is not a flat sequence of numbers (shape {array.shape})")
+    if array.shape[0] != dim:
+        raise StoreError(f"vector has dimension {array.shape[0]}, the store holds dimension {dim}")
+    if not np.isfinite(array).all():
         raise StoreError("vector holds a non-finite number (NaN or infinity)")
+    values: list[float] = array.tolist()
     return values
 
 
