@@ -27,6 +27,7 @@ This module is pure: no I/O, no store types.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -81,16 +82,16 @@ class Eq:
 
     field: str
     value: Scalar
+    _key: tuple[str, tuple[str, str]] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_key", (self.field, _value_key(self.value)))
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Eq)
-            and other.field == self.field
-            and _value_key(other.value) == _value_key(self.value)
-        )
+        return isinstance(other, Eq) and other._key == self._key
 
     def __hash__(self) -> int:
-        return hash(("Eq", self.field, _value_key(self.value)))
+        return hash(("Eq", self._key))
 
 
 @dataclass(frozen=True)
@@ -99,16 +100,22 @@ class In:
 
     field: str
     values: tuple[Scalar, ...]
+    # Computed once: plans compare and hash their atoms often, and In lists can be long.
+    _key: tuple[str, tuple[tuple[str, str], ...]] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+    _hash: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = (self.field, tuple(_value_key(v) for v in self.values))
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_hash", hash(("In", key)))
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, In)
-            and other.field == self.field
-            and [_value_key(v) for v in other.values] == [_value_key(v) for v in self.values]
-        )
+        return isinstance(other, In) and other._hash == self._hash and other._key == self._key
 
     def __hash__(self) -> int:
-        return hash(("In", self.field, tuple(_value_key(v) for v in self.values)))
+        return self._hash
 
 
 @dataclass(frozen=True)

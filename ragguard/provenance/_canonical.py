@@ -91,10 +91,7 @@ def _is_plain(value: Any) -> bool:
                 return False
         return True
     if kind is list:
-        for item in value:
-            if type(item) not in _PLAIN_TYPES and not _is_plain(item):
-                return False
-        return True
+        return all(type(item) in _PLAIN_TYPES or _is_plain(item) for item in value)
     return False
 
 
