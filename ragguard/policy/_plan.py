@@ -108,8 +108,9 @@ class Plan:
             if filter == ir.FALSE
             else "conditional"
         )
-        allow_lines = tuple(_Line(line, expr, compile_check(expr)) for line, expr in allow)
-        deny_lines = tuple(_Line(line, expr, compile_check(expr)) for line, expr in deny)
+        shared: dict[ir.Expr, Check] = {}
+        allow_lines = tuple(_Line(line, e, compile_check(e, shared)) for line, e in allow)
+        deny_lines = tuple(_Line(line, e, compile_check(e, shared)) for line, e in deny)
         fields: set[str] = set()
         for entry in allow_lines + deny_lines:
             fields |= ir.fields_of(entry.residual)

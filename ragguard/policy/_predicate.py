@@ -60,22 +60,32 @@ def normalize_metadata(metadata: Mapping[str, Any], fields: frozenset[str]) -> d
     return out
 
 
-def compile_check(expr: ir.Expr) -> Check:
+def compile_check(expr: ir.Expr, shared: dict[ir.Expr, Check] | None = None) -> Check:
     """A closure deciding ``expr`` on normalized metadata.
 
     The closures run once per retrieved hit, so they avoid generators and dispatch on
     the exact built-in type first; anything unusual takes the general path of
-    :mod:`ragguard._values`.
+    :mod:`ragguard._values`. ``shared`` memoises sub-expressions, so the lines of one
+    plan that repeat a condition (the same tenant list on every line) share one closure.
     """
+    if shared is None:
+        shared = {}
+    check = shared.get(expr)
+    if check is None:
+        check = shared[expr] = _compile(expr, shared)
+    return check
+
+
+def _compile(expr: ir.Expr, shared: dict[ir.Expr, Check]) -> Check:
     if isinstance(expr, ir.Const):
         result = expr.value
         return lambda md: result
     if isinstance(expr, ir.And):
-        return _all_of(tuple(compile_check(item) for item in expr.items))
+        return _all_of(tuple(compile_check(item, shared) for item in expr.items))
     if isinstance(expr, ir.Or):
-        return _any_of(tuple(compile_check(item) for item in expr.items))
+        return _any_of(tuple(compile_check(item, shared) for item in expr.items))
     if isinstance(expr, ir.Not):
-        inner = compile_check(expr.item)
+        inner = compile_check(expr.item, shared)
         return lambda md: not inner(md)
     if isinstance(expr, ir.Eq):
         return _equality_check(expr.field, (expr.value,))
@@ -117,12 +127,15 @@ def _any_of(parts: tuple[Check, ...]) -> Check:
     return any_of
 
 
+_NO_VALUES: frozenset[Any] = frozenset()
+_TYPE_OF_KIND = {"str": str, "number": int, "bool": bool}
+
+
 def _equality_check(name: str, values: tuple[ir.Scalar, ...]) -> Check:
     # Split by kind so set lookups cannot confuse True with 1 or "1" with 1.
-    strings = frozenset(v for v in values if kind_of(v) == "str")
-    numbers = frozenset(v for v in values if kind_of(v) == "number")
-    bools = frozenset(v for v in values if kind_of(v) == "bool")
-    by_kind = {"str": strings, "number": numbers, "bool": bools}
+    strings = frozenset(v for v in values if kind_of(v) == "str") or _NO_VALUES
+    numbers = frozenset(v for v in values if kind_of(v) == "number") or _NO_VALUES
+    bools = frozenset(v for v in values if kind_of(v) == "bool") or _NO_VALUES
     by_type: dict[type, frozenset[Any]] = {
         str: strings,
         int: numbers,
@@ -130,20 +143,23 @@ def _equality_check(name: str, values: tuple[ir.Scalar, ...]) -> Check:
         bool: bools,
     }
 
-    def scalar_in(value: object) -> bool:
-        group = by_kind.get(kind_of(value))
-        return group is not None and value in group
-
     def check(md: Metadata) -> bool:
         value = md[name]
         group = by_type.get(type(value))
         if group is not None:
             return value in group
-        if type(value) is tuple:
-            return any(scalar_in(item) for item in value)
-        return scalar_in(value)  # ABSENT, or a subclass of a scalar type
+        return _equal_to_any(value, by_type)  # a list, ABSENT, or a scalar subclass
 
     return check
+
+
+def _equal_to_any(value: object, by_type: dict[type, frozenset[Any]]) -> bool:
+    """The general path of an equality check: each element of a list, by its kind."""
+    for item in value if type(value) is tuple else (value,):
+        kind = _TYPE_OF_KIND.get(kind_of(item))
+        if kind is not None and item in by_type[kind]:
+            return True
+    return False
 
 
 def _range_check(expr: ir.Range) -> Check:
