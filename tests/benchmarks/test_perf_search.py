@@ -66,6 +66,30 @@ def raw_query_payloads(
     return [(str(p.id), p.score, p.payload) for p in raw_query(store, vector, native_filter)]
 
 
+def otel_costs(provider: Any, events: int) -> tuple[float, float]:
+    """Seconds the SDK takes for one span like the guard's alone, and per event added.
+
+    The events carry the attributes the guard's ``ragguard.chunk.released`` events do.
+    """
+    tracer = provider.get_tracer("ragguard-bench")
+    attributes = {
+        "ragguard.chunk.id": "00000000-0000-0000-0000-000000000000",
+        "ragguard.chunk.score": 0.5,
+        "ragguard.rule": "line 5: p, engineer, engineering, r.obj.level <= r.sub.clearance",
+        "ragguard.provenance.status": "verified",
+    }
+
+    def span(n: int) -> None:
+        with tracer.start_as_current_span("ragguard.retrieve", attributes={"k": 10.0}) as s:
+            s.set_attributes({"ragguard.released.count": n, "ragguard.plan.kind": "conditional"})
+            for _ in range(n):
+                s.add_event("ragguard.chunk.released", attributes)
+
+    alone = per_call(lambda: span(0), repeat=2000)
+    with_events = per_call(lambda: span(events), repeat=2000)
+    return alone, (with_events - alone) / events
+
+
 @pytest.fixture
 def audit_log(tmp_path: Path) -> Iterator[rg.JsonlAuditLog]:
     log = rg.JsonlAuditLog(tmp_path / "audit.jsonl")
@@ -139,10 +163,15 @@ def test_search_overhead(
     verify_s = per_call(
         lambda: [check.verify(h.text or "", h.metadata or {}) for h in hits], repeat=300
     ) / len(hits)
+    # What the OpenTelemetry SDK costs for the span and for each per-chunk event, alone.
+    span_s, event_s = otel_costs(provider, len(hits))
+    exporter.clear()
 
     report = Report(benchmark, "search_overhead", size=size, subject=who, k=K)
     report.figure("decide_per_hit_us", us(decide_s))
     report.figure("verify_per_hit_us", us(verify_s))
+    report.figure("otel_span_us", us(span_s))
+    report.figure("otel_event_us", us(event_s))
     report.figure("readable_fraction", probe.fraction)
     report.figure("answer_overlap_with_raw", round(float(np.mean(overlaps)), 3))
     for name, values in samples.items():
