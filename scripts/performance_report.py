@@ -719,16 +719,19 @@ def _overhead_floor(infos: Sequence[Mapping[str, Any]]) -> str:
         per_hit = f["decide_per_hit_us"] + f["verify_per_hit_us"] + f["otel_event_us"]
         floor = k * per_hit + f["otel_span_us"]
         floors.append((floor, (f["raw p50_us"] + floor) / f["raw p50_us"], per_hit, f))
-    low, high = min(floors, key=lambda x: x[0]), max(floors, key=lambda x: x[0])
+
+    def spread(values: Iterable[float], digits: int = 0) -> str:
+        numbers = list(values)
+        low, high = f"{min(numbers):.{digits}f}", f"{max(numbers):.{digits}f}"
+        return low if low == high else f"{low}-{high}"
+
     return (
-        f" The OpenTelemetry SDK takes {low[3]['otel_span_us']:.0f}-"
-        f"{high[3]['otel_span_us']:.0f} µs for the span and "
-        f"{min(x[3]['otel_event_us'] for x in floors):.1f}-"
-        f"{max(x[3]['otel_event_us'] for x in floors):.1f} µs per event. Adding up only "
-        f"the work each of the k=10 released hits must go through (re-check, provenance, "
-        f"one event: {min(x[2] for x in floors):.0f}-{max(x[2] for x in floors):.0f} µs "
-        f"per hit) and the span gives {low[0]:.0f}-{high[0]:.0f} µs, a floor of "
-        f"{min(x[1] for x in floors):.2f}-{max(x[1] for x in floors):.2f}x the raw query "
+        f" The OpenTelemetry SDK takes {spread(x[3]['otel_span_us'] for x in floors)} µs "
+        f"for the span and {spread((x[3]['otel_event_us'] for x in floors), 1)} µs per "
+        "event. Adding up only the work each of the k=10 released hits must go through "
+        f"(re-check, provenance, one event: {spread(x[2] for x in floors)} µs per hit) "
+        f"and the span gives {spread(x[0] for x in floors)} µs, a floor of "
+        f"{spread((x[1] for x in floors), 2)}x the raw query "
         "before anything else the guard does"
         + (
             ": the 1.25x target is out of reach for this configuration in CPython."
