@@ -410,9 +410,10 @@ def _role_call_uncached(graph: RoleGraph, args: list[object]) -> ir.Expr:
     if any(not choices for choices in others):
         return ir.FALSE
     if position == 2:
-        # Casbin: g(x, x, anything) holds for every domain, even an unknown one.
+        # Casbin: g(x, x, anything) holds for every domain, even an unknown one; but
+        # a chunk without the attribute names no domain (absent compares false).
         if any(a == b for a in known_choices[0] for b in known_choices[1]):
-            return ir.TRUE
+            return ir.Exists(ref.name)
         # Otherwise a domain can only qualify if the user has a link of its own there.
         candidates: set[str] = set()
         for user in known_choices[0]:

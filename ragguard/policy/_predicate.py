@@ -261,7 +261,7 @@ def describe_condition(expr: ir.Expr) -> str:
     if isinstance(expr, ir.Or):
         return " || ".join(_wrap(describe_condition(i)) for i in expr.items)
     if isinstance(expr, ir.Not):
-        return "!" + _wrap(describe_condition(expr.item))
+        return f"!({describe_condition(expr.item)})"
     if isinstance(expr, ir.Eq):
         return f"{expr.field} == {describe(expr.value)}"
     if isinstance(expr, ir.In):

@@ -267,6 +267,21 @@ REGRESSIONS = (
         chunks=({}, {"dept": {"b": 1}}),
         uses_eval=True,
     ),
+    # g(x, x, domain) holds in every domain (Casbin), but a chunk without the domain
+    # attribute names none: released to alice by TRUE before the fix, now Exists(tenant).
+    FuzzCase(
+        model=(
+            "[request_definition]\nr = sub, obj, act\n\n"
+            "[policy_definition]\np = sub, obj, act, rule, eft\n\n"
+            "[role_definition]\ng = _, _, _\n\n"
+            "[policy_effect]\ne = some(where (p.eft == allow))\n\n"
+            '[matchers]\nm = (g(r.sub.id, p.sub, r.obj.tenant) || r.act == "eng")\n'
+        ),
+        p_lines=(("alice", "eng", "eng", "-", "allow"),),
+        g_lines=(),
+        subjects=(("alice", {}),),
+        chunks=({}, {"tenant": "acme"}, {"tenant": 5}, {"tenant": []}),
+    ),
     # The same key read by the plan: malformed, denied.
     FuzzCase(
         model=_ALLOW_ONLY_EVAL_MODEL.replace(
@@ -283,7 +298,13 @@ REGRESSIONS = (
 @pytest.mark.parametrize(
     "case",
     REGRESSIONS,
-    ids=["ignored-deny-regex", "nan-unread", "malformed-line-read", "malformed-read"],
+    ids=[
+        "ignored-deny-regex",
+        "nan-unread",
+        "malformed-line-read",
+        "self-link-absent-domain",
+        "malformed-read",
+    ],
 )
 def test_fuzz_regressions(case: FuzzCase, backend: EdgeBackend) -> None:
     run_fuzz_case(case, backend)
