@@ -399,29 +399,38 @@ def _role_call_uncached(graph: RoleGraph, args: list[object]) -> ir.Expr:
             known_choices.append([])
         else:
             known_choices.append([v for v in elements(arg) if isinstance(v, str)])
+    # Casbin's has_link(x, x[, domain]) holds before it looks at the domain: any present
+    # domain value will do (a string, a number, a list); an absent one names none.
+    self_link_holds = len(args) == 2 or isinstance(args[2], FieldRef) or bool(elements(args[2]))
     if not field_positions:
+        if self_link_holds and set(known_choices[0]) & set(known_choices[1]):
+            return ir.TRUE
         return (
             ir.TRUE if any(graph.has_link(*combo) for combo in _combos(known_choices)) else ir.FALSE
         )
     position = field_positions[0]
     ref = args[position]
     assert isinstance(ref, FieldRef)
-    others = [choices for i, choices in enumerate(known_choices) if i != position]
-    if any(not choices for choices in others):
-        return ir.FALSE
     if position == 2:
-        # Casbin: g(x, x, anything) holds for every domain, even an unknown one; but
-        # a chunk without the attribute names no domain (absent compares false).
-        if any(a == b for a in known_choices[0] for b in known_choices[1]):
+        if not known_choices[0] or not known_choices[1]:
+            return ir.FALSE
+        # g(x, x, domain) holds in every domain, but a chunk without the attribute names
+        # no domain (absent compares false): "the attribute exists", not TRUE.
+        if set(known_choices[0]) & set(known_choices[1]):
             return ir.Exists(ref.name)
         # Otherwise a domain can only qualify if the user has a link of its own there.
         candidates: set[str] = set()
         for user in known_choices[0]:
             candidates |= graph.domains_of(user)
+        allowed: list[str] = []
     else:
+        other = known_choices[1 - position]
+        if not other:
+            return ir.FALSE
+        allowed = list(other) if self_link_holds else []  # g(x, x[, domain])
+        if len(args) == 3 and not known_choices[2]:
+            return ir.in_(ref.name, allowed)  # no string domain: only the self-link
         candidates = set(graph.names)
-        candidates.update(known_choices[1 - position])  # g(x, x) always holds
-    allowed: list[str] = []
     for candidate in sorted(candidates):
         for combo in _combos(
             [*known_choices[:position], [candidate], *known_choices[position + 1 :]]

@@ -282,6 +282,20 @@ REGRESSIONS = (
         subjects=(("alice", {}),),
         chunks=({}, {"tenant": "acme"}, {"tenant": 5}, {"tenant": []}),
     ),
+    # The same self-link with a known, non-string domain (a subject attribute 0): Casbin
+    # holds it; ragguard used to find no string domain and deny.
+    FuzzCase(
+        model=_ALLOW_ONLY_EVAL_MODEL.replace(
+            "[policy_effect]", "[role_definition]\ng = _, _, _\n\n[policy_effect]"
+        ).replace(
+            'eval(p.rule) && (r.act == "eng")', "eval(p.rule) && (r.obj.dept not in (r.sub.dept,))"
+        ),
+        p_lines=(("eng", "eng", "eng", 'g(r.sub.id, "admin", r.sub.tenant)', "allow"),),
+        g_lines=(),
+        subjects=(("admin", {"tenant": 0}), ("admin", {})),
+        chunks=({}, {"dept": "eng"}),
+        uses_eval=True,
+    ),
     # The same key read by the plan: malformed, denied.
     FuzzCase(
         model=_ALLOW_ONLY_EVAL_MODEL.replace(
@@ -303,6 +317,7 @@ REGRESSIONS = (
         "nan-unread",
         "malformed-line-read",
         "self-link-absent-domain",
+        "self-link-numeric-domain",
         "malformed-read",
     ],
 )
