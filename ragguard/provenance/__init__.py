@@ -19,7 +19,7 @@ What is signed and how the canonical JSON is formed: :mod:`ragguard.provenance._
 and :func:`canonical_json`; the user guide is ``docs/provenance.md``.
 """
 
-from ragguard.provenance._canonical import CanonicalizationError, canonical_json
+from ragguard._canonical import CanonicalizationError, canonical_json
 from ragguard.provenance._check import ProvenanceCheck, ProvenanceMode
 from ragguard.provenance._ingest import Embeddings, Ingestor
 from ragguard.provenance._signing import PROVENANCE_KEY, Signer

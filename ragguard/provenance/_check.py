@@ -6,9 +6,9 @@ import hmac
 from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
 
+from ragguard._canonical import CanonicalizationError
 from ragguard.exceptions import ProvenanceError
 from ragguard.guard import ProvenanceVerdict
-from ragguard.provenance._canonical import CanonicalizationError
 from ragguard.provenance._signing import (
     PROVENANCE_KEY,
     SigningKey,

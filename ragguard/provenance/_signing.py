@@ -34,8 +34,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
 
+from ragguard._canonical import CanonicalizationError, canonical_json
 from ragguard.exceptions import ProvenanceError
-from ragguard.provenance._canonical import CanonicalizationError, canonical_json
 
 __all__ = [
     "MIN_KEY_BYTES",
@@ -128,7 +128,7 @@ def signing_message(metadata: Mapping[str, Any], tag: Mapping[str, Any]) -> byte
     """The exact bytes the signature covers (see the module docstring).
 
     ``metadata`` may still hold the tag and ``tag`` its signature: both are left out.
-    Raises :class:`~ragguard.provenance._canonical.CanonicalizationError`.
+    Raises :class:`~ragguard._canonical.CanonicalizationError`.
     """
     body = {
         "metadata": unsigned_metadata(metadata),

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ragguard._canonical import canonical_value
 from ragguard.exceptions import ProvenanceError
-from ragguard.provenance._canonical import canonical_value
 from ragguard.provenance._ingest import Ingestor
 from ragguard.provenance._signing import Signer
 

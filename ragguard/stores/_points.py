@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from ragguard._canonical import CanonicalizationError, canonical_value
 from ragguard.exceptions import StoreError
 from ragguard.stores.base import StoredChunk
 
-__all__ = ["as_vector", "stored_chunk"]
+__all__ = ["as_payload", "as_vector", "stored_chunk"]
 
 
 def as_vector(vector: Sequence[float], dim: int) -> list[float]:
@@ -31,6 +32,27 @@ def as_vector(vector: Sequence[float], dim: int) -> list[float]:
         raise StoreError("vector holds a non-finite number (NaN or infinity)")
     values: list[float] = array.tolist()
     return values
+
+
+def as_payload(
+    text: str,
+    metadata: Any,
+    chunk_id: object,
+    *,
+    content_key: str = "page_content",
+    metadata_key: str = "metadata",
+) -> dict[str, Any]:
+    """The Qdrant payload of a chunk, refused with :class:`StoreError` if it is not JSON.
+
+    Qdrant stores JSON: a NaN or an infinity, a set, bytes or a non-string key cannot be
+    written (qdrant-edge raises a bare ``TypeError``). The error names the chunk and the
+    attribute, never the value.
+    """
+    try:
+        canonical_value(metadata, f"chunk {chunk_id!s} metadata")
+    except CanonicalizationError as exc:
+        raise StoreError(f"cannot store {exc.path}: it {exc.problem}") from None
+    return {content_key: text, metadata_key: dict(metadata)}
 
 
 def stored_chunk(

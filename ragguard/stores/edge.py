@@ -29,7 +29,7 @@ import qdrant_edge as qe
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
-from ragguard.stores._points import as_vector, stored_chunk
+from ragguard.stores._points import as_payload, as_vector, stored_chunk
 from ragguard.stores._qdrant_filter import FilterTranslator
 from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk, point_id
 
@@ -199,7 +199,7 @@ class EdgeStore:
         ids: list[str] = []
         for chunk in chunks:
             pid = point_id(chunk.id)
-            payload = {CONTENT_KEY: chunk.text, METADATA_KEY: dict(chunk.metadata)}
+            payload = as_payload(chunk.text, chunk.metadata, chunk.id)
             points.append(qe.Point(pid, as_vector(chunk.vector, self._dim), payload))
             ids.append(str(pid))
         if points:

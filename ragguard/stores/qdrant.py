@@ -22,7 +22,7 @@ from qdrant_client import models as qm
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
-from ragguard.stores._points import as_vector, stored_chunk
+from ragguard.stores._points import as_payload, as_vector, stored_chunk
 from ragguard.stores._qdrant_filter import FilterTranslator
 from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk, point_id
 
@@ -244,7 +244,13 @@ class QdrantStore:
                 qm.PointStruct(
                     id=pid,
                     vector={self.vector_name: vector} if self.vector_name else vector,
-                    payload={self.content_key: chunk.text, self.metadata_key: dict(chunk.metadata)},
+                    payload=as_payload(
+                        chunk.text,
+                        chunk.metadata,
+                        chunk.id,
+                        content_key=self.content_key,
+                        metadata_key=self.metadata_key,
+                    ),
                 )
             )
             ids.append(str(pid))

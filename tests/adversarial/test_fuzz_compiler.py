@@ -241,7 +241,7 @@ REGRESSIONS = (
         uses_eval=True,
     ),
     # A NaN in metadata the plan does not read: decided, never stored (Qdrant payloads
-    # are JSON); EdgeStore.upsert raises a bare TypeError on it.
+    # are JSON); the stores refuse it with a StoreError naming the attribute.
     FuzzCase(
         model=_ALLOW_ONLY_EVAL_MODEL.replace(
             'eval(p.rule) && (r.act == "eng")', '!(r.act == "eng")'

@@ -351,6 +351,32 @@ def test_wrong_vectors_are_store_errors(
         store.close()
 
 
+@pytest.mark.parametrize("make", [_edge_store, _qdrant_store], ids=["edge", "qdrant"])
+@pytest.mark.parametrize(
+    ("metadata", "where"),
+    [
+        ({"level": float("nan")}, "metadata.level"),
+        ({"tags": ["a", float("inf")]}, r"metadata.tags\[1\]"),
+        ({"owner": {1: "x"}}, "metadata.owner"),
+        ({"labels": {"a", "b"}}, "metadata.labels"),
+    ],
+)
+def test_metadata_without_a_json_form_is_a_store_error(
+    make: Callable[[Path], rg.Store], metadata: dict[str, object], where: str, tmp_path: Path
+) -> None:
+    """Qdrant payloads are JSON: the store refuses, naming the chunk and the attribute
+    (not the value); neither chunk of the call is written."""
+    store = make(tmp_path)
+    try:
+        good = rg.Chunk("fine", {"level": 1}, [1.0] + [0.0] * (DIM - 1), id="good")
+        bad = rg.Chunk("t", metadata, [0.0, 1.0] + [0.0] * (DIM - 2), id="bad")
+        with pytest.raises(rg.StoreError, match=rf"cannot store chunk bad {where}"):
+            store.upsert([good, bad])
+        assert store.get(["good", "bad"]) == []
+    finally:
+        store.close()
+
+
 def test_a_closed_edge_store_refuses_every_operation(tmp_path: Path) -> None:
     """After close(): StoreError saying the store is closed; close() again is harmless."""
     store = _edge_store(tmp_path)

@@ -1,4 +1,4 @@
-"""Canonical JSON: the exact bytes a provenance signature covers.
+"""Canonical JSON: the exact bytes a provenance signature (and an audit hash) covers.
 
 Two parties that hold the same metadata must derive the same bytes, whatever the dict
 order, whichever JSON library wrote the payload and however the store round-tripped the
@@ -110,14 +110,16 @@ def _canonical(value: Any) -> Any:
         return int(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise _Refused(f"is {value!r}; only finite numbers can be signed")
+            raise _Refused(f"is {value!r}; only finite numbers have a JSON form")
         return int(value) if value.is_integer() else float(value)
     if isinstance(value, Mapping):
         result: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str:
                 if not isinstance(key, str):
-                    raise _Refused(f"has a {type(key).__name__} key; object keys must be strings")
+                    raise _Refused(
+                        f"has a key of type {type(key).__name__}; object keys must be strings"
+                    )
                 key = str(key)
             try:
                 result[key] = _canonical(item)
@@ -136,7 +138,7 @@ def _canonical(value: Any) -> Any:
         return items
     raise _Refused(
         f"is a {type(value).__name__}; only strings, numbers, booleans, null, "
-        "lists and string-keyed objects can be signed"
+        "lists and string-keyed objects have a JSON form"
     )
 
 
