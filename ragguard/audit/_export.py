@@ -46,6 +46,7 @@ CSV_COLUMNS = (
     "rule",
     "reason",
     "provenance",
+    "flags",
 )
 
 
@@ -100,7 +101,8 @@ def export_records(entries: Iterable[AuditEntry], out: TextIO, format: ExportFor
 
     ``jsonl`` writes each record exactly as logged (its own hash still checks);
     ``csv`` writes one row per considered chunk (a retrieval with none gets one row
-    with empty chunk columns); ``ocsf`` writes one OCSF *Datastore Activity* (6005,
+    with empty chunk columns; ``flags`` joins a released chunk's screen flags with
+    ``"; "``); ``ocsf`` writes one OCSF *Datastore Activity* (6005,
     activity *Query*) event per retrieval, one JSON object per line.
     """
     count = 0
@@ -138,13 +140,23 @@ def _csv_rows(record: AuditRecord) -> list[list[Any]]:
         record.k,
     ]
     rows = [
-        [*common, "released", c.id, c.score, c.rule or "", "", c.provenance or ""]
+        [
+            *common,
+            "released",
+            c.id,
+            c.score,
+            c.rule or "",
+            "",
+            c.provenance or "",
+            "; ".join(c.flags),
+        ]
         for c in record.released
     ]
     rows += [
-        [*common, "denied", c.id, "", "", c.reason or "", c.provenance or ""] for c in record.denied
+        [*common, "denied", c.id, "", "", c.reason or "", c.provenance or "", ""]
+        for c in record.denied
     ]
-    return rows or [[*common, "", "", "", "", "", ""]]
+    return rows or [[*common, "", "", "", "", "", "", ""]]
 
 
 def _iso(moment: datetime) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from datetime import datetime, timedelta, timezone
@@ -97,6 +98,24 @@ def test_csv_export_has_one_row_per_considered_chunk(log_path: Path) -> None:
     [carol] = [r for r in rows if r["subject_id"] == "carol"]
     assert carol["chunk_id"] == ""
     assert carol["outcome"] == ""
+
+
+def test_csv_export_carries_screen_flags_of_released_chunks(tmp_path: Path) -> None:
+    """A chunk a flag-action screen marked keeps its flags in the CSV row."""
+    retrieval = make_retrieval("alice", released=2, withheld=1)
+    flagged = dataclasses.replace(
+        retrieval.released[0], flags=("secrets: an email address", "pii: a phone number")
+    )
+    retrieval = dataclasses.replace(retrieval, released=(flagged, *retrieval.released[1:]))
+    path = tmp_path / "audit.jsonl"
+    with JsonlAuditLog(path) as log:
+        log.record(retrieval)
+    rows = list(csv.DictReader(io.StringIO(export(path, "csv"))))
+    assert [r["flags"] for r in rows] == [
+        "secrets: an email address; pii: a phone number",
+        "",
+        "",
+    ]
 
 
 def test_no_export_format_carries_chunk_text(log_path: Path) -> None:
