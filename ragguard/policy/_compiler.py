@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeAlias
 from casbin import util as casbin_util
 
 from ragguard._values import ABSENT, compare, elements
-from ragguard.exceptions import PolicyError, SubjectError, UnsupportedPolicyError
+from ragguard.exceptions import PolicyError, PolicyLoadError, SubjectError, UnsupportedPolicyError
 from ragguard.policy import ir
 from ragguard.policy._predicate import MATCH_FUNCTIONS
 from ragguard.policy._snapshot import PolicyLine, RoleGraph, Snapshot
@@ -100,6 +100,9 @@ class MatcherProgram:
         self._sub, self._obj, self._act = snapshot.request_tokens
         self._policy_index = {token: i for i, token in enumerate(snapshot.policy_tokens)}
         self.field_uses: set[FieldUse] = set()
+        # (function, policy column) of every matching function whose pattern is a policy
+        # column: checked against each line's value when the policy loads.
+        self.pattern_columns: set[tuple[str, int]] = set()
         if len(text) > MAX_MATCHER_CHARS:
             raise UnsupportedPolicyError(
                 f"{where}: the matcher is too large ({len(text)} characters, the limit is "
@@ -240,6 +243,11 @@ class MatcherProgram:
                     self.field_uses.add(FieldUse(attr.attr, "match"))
             function = MATCH_FUNCTIONS[name]
             where = self.where
+            pattern = node.args[1]
+            if isinstance(pattern, ast.Constant) and isinstance(pattern.value, str):
+                check_pattern(name, pattern.value, where, PolicyLoadError)
+            elif isinstance(pattern, ast.Name) and pattern.id in self._policy_index:
+                self.pattern_columns.add((name, self._policy_index[pattern.id]))
             return lambda env: _match_call(name, function, args[0](env), args[1](env), where)
         if name == "eval":
             raise self._unsupported(node, "eval() must take a policy field, like eval(p.rule)")
@@ -465,29 +473,47 @@ def _match_call(
                 atoms.append(ir.Eq(ref.name, text))  # keyMatch without '*' is equality
             else:
                 if field_first:
-                    _check_pattern(name, function, text, where)
+                    check_pattern(name, text, where)
                 atoms.append(ir.Match(name, ref.name, text, field_first))
         return ir.or_(*atoms)
     for a in elements(key):
         for b in elements(pattern):
             if isinstance(a, str) and isinstance(b, str):
-                _check_pattern(name, function, b, where)
+                check_pattern(name, b, where)
                 if function(a, b):
                     return ir.TRUE
     return ir.FALSE
 
 
-def _check_pattern(
-    name: str, function: Callable[[str, str], bool], pattern: str, where: str
+def check_pattern(
+    name: str, pattern: str, where: str, error: type[PolicyError] = PolicyError
 ) -> None:
-    """Raise PolicyError if Casbin cannot use ``pattern`` (regexMatch and keyMatch2-5
-    build a regular expression from it); never let ``re.error`` escape at query time."""
+    """Raise ``error`` if Casbin cannot use ``pattern`` in the matching function ``name``
+    (regexMatch and keyMatch2-5 build a regular expression from it), so ``re.error``
+    never escapes from a search."""
     try:
-        function("", pattern)
+        MATCH_FUNCTIONS[name]("", pattern)
     except re.error as exc:
-        raise PolicyError(
-            f"{where}: invalid regular expression {pattern!r} in {name}(): {exc}"
-        ) from None
+        raise error(f"{where}: invalid regular expression {pattern!r} in {name}(): {exc}") from None
+
+
+def check_policy_patterns(
+    snapshot: Snapshot, matcher: MatcherProgram | None, eval_programs: dict[int, MatcherProgram]
+) -> None:
+    """Every pattern a policy line gives a matching function is usable, checked at load.
+
+    Casbin evaluates every line on every enforce (even lines its effect ignores), so a
+    broken pattern anywhere makes the policy unusable: :class:`PolicyLoadError` names
+    the line and the pattern. Patterns from subject attributes are checked when a plan
+    needs them; patterns from chunk metadata simply do not match.
+    """
+    for line in snapshot.lines:
+        program = matcher if matcher is not None else eval_programs[line.number]
+        for name, column in sorted(program.pattern_columns):
+            if column < len(line.values):
+                check_pattern(
+                    name, line.values[column], f"policy line {line.number}", PolicyLoadError
+                )
 
 
 def _casbin_rewrite(expr: str) -> str:

@@ -12,7 +12,12 @@ from typing import Any, cast
 from casbin.core_enforcer import CoreEnforcer
 
 from ragguard.exceptions import PolicyError, PolicyLoadError
-from ragguard.policy._compiler import MatcherProgram, compile_lines, programs_for
+from ragguard.policy._compiler import (
+    MatcherProgram,
+    check_policy_patterns,
+    compile_lines,
+    programs_for,
+)
 from ragguard.policy._plan import Decision, Plan
 from ragguard.policy._snapshot import Snapshot, load_enforcer, snapshot_from_enforcer
 from ragguard.stores.base import IndexSpec, PayloadSchema
@@ -34,6 +39,7 @@ class _Compiled:
     @classmethod
     def of(cls, snapshot: Snapshot) -> _Compiled:
         matcher, eval_programs = programs_for(snapshot)
+        check_policy_patterns(snapshot, matcher, eval_programs)
         return cls(snapshot, matcher, eval_programs)
 
 

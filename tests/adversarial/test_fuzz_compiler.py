@@ -111,11 +111,12 @@ def _expected(
         return None
 
 
-def _load(case: FuzzCase) -> rg.Policy | rg.UnsupportedPolicyError:
-    """The policy, or the refusal (the only error loading may raise here)."""
+def _load(case: FuzzCase) -> rg.Policy | rg.UnsupportedPolicyError | rg.PolicyLoadError:
+    """The policy, or the refusal, or a pattern Casbin cannot use (the only errors
+    loading may raise here)."""
     try:
         return rg.Policy.from_casbin(case.model, case.policy_text)
-    except rg.UnsupportedPolicyError as error:
+    except (rg.UnsupportedPolicyError, rg.PolicyLoadError) as error:
         return error
 
 
@@ -132,6 +133,12 @@ def _plan(policy: rg.Policy, subject: rg.Subject, action: str) -> rg.Plan | rg.P
 def run_fuzz_case(case: FuzzCase, backend: EdgeBackend) -> None:
     """The three-way agreement for every (subject, chunk) of ``case``."""
     policy = _load(case)
+    if isinstance(policy, rg.PolicyLoadError):
+        # Documented: a pattern a policy line or the matcher gives keyMatch2 that is not
+        # a valid regular expression fails loading (Casbin raises on every enforce).
+        assert "invalid regular expression" in str(policy), str(policy)
+        assert "keyMatch2(" in case.describe(), str(policy)
+        return
     if isinstance(policy, rg.UnsupportedPolicyError):
         assert case.unsupported, f"refused a supported policy: {policy}\n{case.describe()}"
         return
@@ -228,7 +235,8 @@ _ALLOW_ONLY_EVAL_MODEL = (
 # Shrunk cases found by the fuzzer, kept as regressions.
 REGRESSIONS = (
     # Casbin raises re.error on a deny line's invalid keyMatch2 pattern even under the
-    # allow-only effect; ragguard ignores the line and denies (no oracle verdict).
+    # allow-only effect (it evaluates every line); ragguard used to ignore the line and
+    # decide. Now every line's patterns are checked when the policy loads: refused.
     FuzzCase(
         model=_ALLOW_ONLY_EVAL_MODEL,
         p_lines=(

@@ -413,14 +413,44 @@ def _enforcer() -> tuple[casbin.Enforcer, None]:
 
 
 @pytest.mark.parametrize("function", ["regexMatch", "keyMatch2", "keyMatch3", "keyMatch5"])
-def test_an_invalid_pattern_in_the_policy_is_a_policy_error_not_re_error(function: str) -> None:
-    """keyMatch2-5 build a regex from the policy's pattern: a broken one raises
-    PolicyError naming the place and the pattern, never re.error from a search."""
+def test_an_invalid_pattern_in_a_policy_line_fails_loading(function: str) -> None:
+    """keyMatch2-5 and regexMatch build a regex from the policy's pattern: a broken one
+    fails loading with PolicyLoadError naming the line and the pattern, even on a line
+    the effect ignores (Casbin evaluates every line, so it would raise on every enforce)."""
+    for effect in ("allow", "deny", "indeterminate"):
+        with pytest.raises(
+            rg.PolicyLoadError,
+            match=rf"policy line 2: invalid regular expression '/kb/open/\?\*' in {function}\(\)",
+        ):
+            rg.Policy.from_casbin(
+                _abac(f"{function}(r.obj.path, p.dept)"),
+                f"p, x, /kb/ok, read, allow\np, x, /kb/open/?*, read, {effect}\n",
+            )
+
+
+def test_an_invalid_literal_pattern_fails_loading_in_the_matcher_and_in_eval_rules() -> None:
+    """A literal pattern is checked where it is written: the matcher, or an eval rule."""
+    with pytest.raises(rg.PolicyLoadError, match=r"matcher.*invalid regular expression '\('"):
+        rg.Policy.from_casbin(_abac('regexMatch(r.obj.path, "(")'), "p, x, y, read, allow\n")
+    eval_model = _abac("eval(p.dept) && r.act == p.act")
+    with pytest.raises(
+        rg.PolicyLoadError, match=r"policy line 2 \(eval rule\): invalid regular expression"
+    ):
+        rg.Policy.from_casbin(
+            eval_model,
+            "p, x, r.obj.level < 3, read, allow\np, x, regexMatch(r.obj.path, 'a**'), read, allow\n",
+        )
+
+
+def test_an_invalid_pattern_from_a_subject_attribute_is_a_policy_error_at_plan_time() -> None:
+    """A pattern only the subject supplies is checked when a plan needs it: PolicyError
+    naming the pattern, never re.error from a search."""
     policy = rg.Policy.from_casbin(
-        _abac(f"{function}(r.obj.path, p.dept)"), "p, x, /kb/open/?*, read, allow\n"
+        _abac("regexMatch(r.obj.path, r.sub.paths)"), "p, x, y, read, allow\n"
     )
+    subject = rg.Subject(id="alice", attributes={"paths": "/kb/open/?*"})
     with pytest.raises(rg.PolicyError, match=r"invalid regular expression '/kb/open/\?\*'"):
-        policy.check(ALICE, {"path": "/kb/(open/a"})
+        policy.check(subject, {"path": "/kb/(open/a"})
 
 
 def test_an_unusable_pattern_in_chunk_metadata_denies_that_chunk() -> None:
