@@ -202,7 +202,8 @@ def _dedupe(items: Iterable[Expr]) -> list[Expr]:
 
 
 def and_(*items: Expr) -> Expr:
-    """Conjunction, simplified: FALSE absorbs, TRUE vanishes, nested Ands flatten."""
+    """Conjunction, simplified: FALSE absorbs, TRUE vanishes, nested Ands flatten, a
+    negated conjunction drops what its siblings already require."""
     flat: list[Expr] = []
     for item in items:
         if item == FALSE:
@@ -215,9 +216,10 @@ def and_(*items: Expr) -> Expr:
         return FALSE
     if not flat:
         return TRUE
-    known = _without_known(flat)
-    if known != flat:
-        return and_(*known)
+    if any(isinstance(x, Not) and isinstance(x.item, And) for x in flat):
+        known = _without_known(flat)
+        if known != flat:
+            return and_(*known)
     return flat[0] if len(flat) == 1 else And(tuple(flat))
 
 
@@ -236,7 +238,8 @@ def _without_known(conjuncts: list[Expr]) -> list[Expr]:
 
 
 def or_(*items: Expr) -> Expr:
-    """Disjunction, simplified: TRUE absorbs, FALSE vanishes, equalities merge into In."""
+    """Disjunction, simplified: TRUE absorbs, FALSE vanishes, equalities merge into In,
+    conditions every branch shares are factored out."""
     flat: list[Expr] = []
     for item in items:
         if item == TRUE:
@@ -251,7 +254,8 @@ def or_(*items: Expr) -> Expr:
         return FALSE
     if len(flat) == 1:
         return flat[0]
-    return _factor(flat) or Or(tuple(flat))
+    factored = _factor(flat)
+    return factored if factored is not None else Or(tuple(flat))
 
 
 def _conjuncts(item: Expr) -> tuple[Expr, ...]:
