@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -440,6 +441,24 @@ def test_an_invalid_literal_pattern_fails_loading_in_the_matcher_and_in_eval_rul
             eval_model,
             "p, x, r.obj.level < 3, read, allow\np, x, regexMatch(r.obj.path, 'a**'), read, allow\n",
         )
+
+
+def test_a_user_named_like_a_role_holds_it_in_every_present_domain_only() -> None:
+    """Casbin's g(x, x, domain) holds for any domain; ragguard needs one to be there: a
+    chunk without the domain attribute is withheld, any present value (a number too) will
+    do, and the plan's branch for the line is 'tenant exists'."""
+    policy = rg.Policy.from_casbin(MODEL, POLICY + "p, alice, engineering, read, allow\n")
+    # alice's own line: "tenant exists" (any tenant), not TRUE
+    filter_json = json.dumps(ir.to_json(policy.plan(ALICE).filter))
+    assert '{"and": [{"exists": "tenant"}, {"eq": ["dept", "engineering"]}]}' in filter_json
+    chunk = {"dept": "engineering", "level": 1}
+    assert policy.check(ALICE, {**chunk, "tenant": "initech"}).released
+    assert policy.check(ALICE, {**chunk, "tenant": 7}).released
+    assert policy.check(ALICE, {**chunk, "tenant": ["x"]}).released
+    for absent in ({}, {"tenant": None}, {"tenant": []}):
+        decision = policy.check(ALICE, {**chunk, **absent})
+        assert not decision.released
+        assert "missing attribute 'tenant'" in (decision.reason or "")
 
 
 def test_an_invalid_pattern_from_a_subject_attribute_is_a_policy_error_at_plan_time() -> None:
