@@ -20,8 +20,8 @@ and ``!(r.obj.dept == "hr")`` is ``Not(Eq("dept", "hr"))``.
 
 The builders :func:`and_`, :func:`or_` and :func:`not_` simplify as they build
 (constants fold, duplicates vanish, equalities on one field merge into ``In``,
-conditions shared by every branch of an ``Or`` are factored out of it), so the same
-policy always yields the same, smallest expression. Nodes are frozen and hashable.
+conditions shared by every branch of an ``Or`` are factored out of it, branches that
+share one are grouped), so the same policy always yields the same, smallest expression. Nodes are frozen and hashable.
 This module is pure: no I/O, no store types.
 """
 
@@ -239,7 +239,8 @@ def _without_known(conjuncts: list[Expr]) -> list[Expr]:
 
 def or_(*items: Expr) -> Expr:
     """Disjunction, simplified: TRUE absorbs, FALSE vanishes, equalities merge into In,
-    conditions every branch shares are factored out."""
+    conditions every branch shares are factored out, branches sharing a condition are
+    grouped."""
     flat: list[Expr] = []
     for item in items:
         if item == TRUE:
@@ -255,7 +256,10 @@ def or_(*items: Expr) -> Expr:
     if len(flat) == 1:
         return flat[0]
     factored = _factor(flat)
-    return factored if factored is not None else Or(tuple(flat))
+    if factored is not None:
+        return factored
+    grouped = _group(flat)
+    return or_(*grouped) if grouped is not None else Or(tuple(flat))
 
 
 def _conjuncts(item: Expr) -> tuple[Expr, ...]:
@@ -276,6 +280,37 @@ def _factor(items: list[Expr]) -> Expr | None:
         return None
     rests = [and_(*(c for c in item if c not in shared)) for item in conjuncts]
     return and_(*shared, or_(*rests))
+
+
+_GROUPING_LIMIT = 64
+"""Disjunctions with more branches are left as they are (grouping is quadratic)."""
+
+
+def _group(items: list[Expr]) -> list[Expr] | None:
+    """The branches that share the most common condition, grouped into one, or ``None``.
+
+    ``a || (g && x) || (g && y)`` becomes ``a || (g && (x || y))``: a subject with
+    several lines in one tenant and others elsewhere gets each tenant's condition once.
+    Ties go to the condition met first; ``or_`` repeats this until no condition is shared
+    by two branches. Plain boolean distribution, like :func:`_factor`.
+    """
+    if len(items) > _GROUPING_LIMIT:
+        return None
+    conjuncts = [_conjuncts(item) for item in items]
+    counts: dict[Expr, int] = {}
+    for parts in conjuncts:
+        for part in parts:
+            if not isinstance(part, Or):  # grouping by an Or could re-expand the branches
+                counts[part] = counts.get(part, 0) + 1
+    if not counts:
+        return None
+    best = max(counts, key=counts.__getitem__)
+    if counts[best] < 2:
+        return None
+    members = [i for i, parts in enumerate(conjuncts) if best in parts]
+    grouped = and_(best, or_(*(and_(*(c for c in conjuncts[i] if c != best)) for i in members)))
+    first, others = members[0], set(members[1:])
+    return [grouped if i == first else item for i, item in enumerate(items) if i not in others]
 
 
 def not_(item: Expr) -> Expr:

@@ -120,6 +120,23 @@ def test_shared_conditions_are_factored_out_of_an_or() -> None:
     assert built == ir.And((tenant, level, ir.In("dept", ("eng", "research"))))
 
 
+def test_branches_sharing_a_condition_with_some_others_are_grouped() -> None:
+    acme, globex = ir.Eq("tenant", "acme"), ir.Eq("tenant", "globex")
+    built = ir.or_(
+        acme,
+        ir.and_(globex, ir.Eq("category", "handbook")),
+        ir.and_(globex, ir.Eq("category", "wiki")),
+        ir.and_(ir.Eq("tenant", "initech"), ir.Range("level", lte=1)),
+    )
+    assert built == ir.Or(
+        (
+            acme,
+            ir.And((globex, ir.In("category", ("handbook", "wiki")))),
+            ir.And((ir.Eq("tenant", "initech"), ir.Range("level", lte=1))),
+        )
+    )
+
+
 def test_a_branch_implied_by_the_shared_conditions_absorbs_the_rest() -> None:
     tenant = ir.Eq("tenant", "acme")
     assert ir.or_(tenant, ir.and_(tenant, ir.Eq("dept", "eng"))) == tenant
