@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 import numpy as np
 
@@ -45,14 +45,45 @@ def as_payload(
     """The Qdrant payload of a chunk, refused with :class:`StoreError` if it is not JSON.
 
     Qdrant stores JSON: a NaN or an infinity, a set, bytes or a non-string key cannot be
-    written (qdrant-edge raises a bare ``TypeError``). The error names the chunk and the
+    written (qdrant-edge raises a bare ``TypeError``). Nor can an integer outside the
+    64-bit range Qdrant keeps exactly (``-2**63`` to ``2**64 - 1``): qdrant-edge silently
+    turns ``2**64`` into a float, so ``2**64`` and ``2**64 + 1`` would become one value,
+    and raises a bare ``TypeError`` for ``10**400``. The error names the chunk and the
     attribute, never the value.
     """
+    path = f"chunk {chunk_id!s} metadata"
     try:
-        canonical_value(metadata, f"chunk {chunk_id!s} metadata")
+        canonical_value(metadata, path)
     except CanonicalizationError as exc:
         raise StoreError(f"cannot store {exc.path}: it {exc.problem}") from None
+    wide = _wide_integer(metadata, path)
+    if wide is not None:
+        raise StoreError(
+            f"cannot store {wide}: it is an integer outside -2**63..2**64-1, the range "
+            "Qdrant stores exactly; store it as a string"
+        )
     return {content_key: text, metadata_key: dict(metadata)}
+
+
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+
+
+def _wide_integer(value: Any, path: str) -> str | None:
+    """The path of the first integer Qdrant cannot store exactly, or ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return path if not _INT_MIN <= value <= _INT_MAX else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _wide_integer(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _wide_integer(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def stored_chunk(

@@ -359,13 +359,19 @@ def test_wrong_vectors_are_store_errors(
         ({"tags": ["a", float("inf")]}, r"metadata.tags\[1\]"),
         ({"owner": {1: "x"}}, "metadata.owner"),
         ({"labels": {"a", "b"}}, "metadata.labels"),
+        # Integers Qdrant cannot keep exactly: qdrant-edge turned 2**64 into a float
+        # silently (so 2**64 and 2**64 + 1 became one value) and raised a bare
+        # TypeError for 10**400.
+        ({"acct": 2**64}, "metadata.acct"),
+        ({"acct": -(2**63) - 1}, "metadata.acct"),
+        ({"ids": [1, 10**400]}, r"metadata.ids\[1\]"),
     ],
 )
 def test_metadata_without_a_json_form_is_a_store_error(
     make: Callable[[Path], rg.Store], metadata: dict[str, object], where: str, tmp_path: Path
 ) -> None:
-    """Qdrant payloads are JSON: the store refuses, naming the chunk and the attribute
-    (not the value); neither chunk of the call is written."""
+    """Qdrant payloads are JSON with 64-bit integers: the store refuses, naming the chunk
+    and the attribute (not the value); neither chunk of the call is written."""
     store = make(tmp_path)
     try:
         good = rg.Chunk("fine", {"level": 1}, [1.0] + [0.0] * (DIM - 1), id="good")
@@ -373,6 +379,23 @@ def test_metadata_without_a_json_form_is_a_store_error(
         with pytest.raises(rg.StoreError, match=rf"cannot store chunk bad {where}"):
             store.upsert([good, bad])
         assert store.get(["good", "bad"]) == []
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("make", [_edge_store, _qdrant_store], ids=["edge", "qdrant"])
+def test_integers_at_the_64_bit_edges_are_stored_exactly(
+    make: Callable[[Path], rg.Store], tmp_path: Path
+) -> None:
+    """The largest and smallest integers Qdrant keeps read back as the same integers."""
+    store = make(tmp_path)
+    values = [2**64 - 1, 2**63, 2**63 - 1, 2**53 + 1, -(2**63)]
+    try:
+        store.upsert([rg.Chunk("t", {"acct": values}, [1.0] + [0.0] * (DIM - 1), id="c")])
+        [chunk] = store.get(["c"])
+        assert chunk.metadata is not None
+        assert chunk.metadata["acct"] == values
+        assert all(type(item) is int for item in chunk.metadata["acct"])
     finally:
         store.close()
 
