@@ -129,8 +129,18 @@ class Snapshot:
         return self.policy_tokens.index(token) if token in self.policy_tokens else None
 
 
-def _read(source: str | Path, what: str) -> tuple[str, Path | None]:
-    """Return (text, path): ``source`` is a path to a file or the text itself."""
+_BOM = "\ufeff"
+
+
+def _read(source: str | Path, what: Literal["model", "policy"]) -> tuple[str, Path | None]:
+    """Return (text, path): ``source`` is a path to a file or the text itself.
+
+    A file is read the way pycasbin reads it, so both see the same lines: a policy file
+    as bytes split at ``\n`` only (``FileAdapter``: a lone ``\r`` is not a line break),
+    a model file in text mode with universal newlines (``Config``: ``\r\n`` and ``\r``
+    end a line). Both are strict UTF-8 with a byte order mark kept as a character,
+    exactly as Casbin keeps it. Text given directly is used as it is.
+    """
     if isinstance(source, Path):
         path: Path | None = source
     elif "\n" not in source and len(source) < 4096 and Path(source).suffix in (".conf", ".csv"):
@@ -140,9 +150,22 @@ def _read(source: str | Path, what: str) -> tuple[str, Path | None]:
     if path is None:
         return str(source), None
     try:
-        return path.read_text(encoding="utf-8"), path
+        data = path.read_bytes()
     except OSError as exc:
         raise PolicyLoadError(f"cannot read the {what} {str(path)!r}: {exc.strerror}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        number = data.count(b"\n", 0, exc.start) + 1
+        raise PolicyLoadError(
+            f"the {what} {str(path)!r} is not UTF-8 (line {number}: byte "
+            f"0x{data[exc.start]:02x} cannot be decoded); Casbin reads {what} files as "
+            "UTF-8: save the file in that encoding"
+        ) from None
+    if what == "model":
+        # open(path, "r") in pycasbin's Config: universal newlines.
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text, path
 
 
 _LINE_SYNTAX = re.compile(r"[,\[\]()]")
@@ -188,7 +211,8 @@ def load_enforcer(
         casbin_model = casbin.model.Model()
         casbin_model.load_model_from_text(model_text)
     except Exception as exc:  # Casbin raises plain Exceptions for a malformed model
-        raise PolicyLoadError(f"malformed Casbin model in {model_name}: {exc}") from exc
+        bom = " (it starts with a UTF-8 byte order mark)" if model_text.startswith(_BOM) else ""
+        raise PolicyLoadError(f"malformed Casbin model in {model_name}{bom}: {exc}") from exc
     for section in ("r", "p", "e", "m"):
         if section not in casbin_model.model:
             names = {
@@ -207,6 +231,16 @@ def load_enforcer(
         # Lines end at "\n" only, as pycasbin's file adapter reads them.
         for number, raw in enumerate(policy_text.split("\n"), start=1):
             line = raw.strip()
+            if line.startswith(_BOM):
+                # Casbin keeps a byte order mark as part of the line and so ignores the
+                # line (its type "\ufeffp" is not in the model): harmless for a comment,
+                # a silently dropped rule otherwise, which ragguard refuses.
+                if not line[1:].strip() or line[1:].lstrip().startswith("#"):
+                    continue
+                raise PolicyLoadError(
+                    f"{policy_name}:{number}: the line starts with a UTF-8 byte order mark, "
+                    "so Casbin ignores it; save the file as UTF-8 without a BOM"
+                )
             if not line or line.startswith("#"):
                 continue
             tokens = policy_line_tokens(line)
@@ -236,7 +270,7 @@ def load_enforcer(
         except Exception as exc:  # role manager errors are plain Exceptions in Casbin
             raise PolicyLoadError(f"{policy_name}: cannot build role links: {exc}") from exc
     matcher_line = None
-    for number, raw in enumerate(model_text.splitlines(), start=1):
+    for number, raw in enumerate(model_text.split("\n"), start=1):
         if re.match(r"\s*m\s*=", raw):
             matcher_line = number
             break

@@ -8,6 +8,7 @@ file adapter) and ragguard must hold the same lines, and so decide the same.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import casbin
@@ -139,3 +140,179 @@ def test_a_quoted_eval_rule_is_refused_not_read_as_a_rule(tmp_path: Path) -> Non
     ragguard refuses it at load time instead of guessing either way."""
     with pytest.raises(rg.UnsupportedPolicyError, match="policy line 1"):
         rg.Policy.from_casbin(EVAL_MODEL, 'p, alice, "r.obj.level <= 1", read\n')
+
+
+# -- file bytes: line endings, byte order marks, encodings -----------------------------
+
+_SUBJECTS = ("alice", "bob", "eve", "mallory")
+_DEPTS = ("eng", "hr", "legal")
+
+
+def _casbin_on_files(model_path: Path, policy_path: Path) -> dict[tuple[str, str], bool] | None:
+    """pycasbin's own decisions on the files (its FileAdapter), or None when it fails."""
+    try:
+        enforcer = casbin.Enforcer(str(model_path), str(policy_path))
+        return {
+            (who, dept): bool(
+                enforcer.enforce(SimpleNamespace(id=who), SimpleNamespace(dept=dept), "read")
+            )
+            for who in _SUBJECTS
+            for dept in _DEPTS
+        }
+    except Exception:
+        return None
+
+
+def _ragguard_on_files(model_path: Path, policy_path: Path) -> dict[tuple[str, str], bool]:
+    policy = rg.Policy.from_casbin(model_path, policy_path)
+    return {
+        (who, dept): policy.check(rg.Subject(id=who), {"dept": dept}).released
+        for who in _SUBJECTS
+        for dept in _DEPTS
+    }
+
+
+def _same_as_casbin(model_bytes: bytes, policy_bytes: bytes, tmp: Path) -> None:
+    """ragguard decides as casbin.enforce on the same file bytes, or refuses the files."""
+    model_path, policy_path = tmp / "model.conf", tmp / "policy.csv"
+    model_path.write_bytes(model_bytes)
+    policy_path.write_bytes(policy_bytes)
+    expected = _casbin_on_files(model_path, policy_path)
+    if expected is None:
+        with pytest.raises(rg.PolicyLoadError):
+            rg.Policy.from_casbin(model_path, policy_path)
+        return
+    try:
+        got = _ragguard_on_files(model_path, policy_path)
+    except rg.PolicyLoadError:
+        # Refusing is allowed where Casbin silently ignores a line ragguard cannot
+        # account for (an unknown line type, a rule behind a byte order mark), or
+        # holds a p line of the wrong length (which fails at enforce time).
+        lines = casbin.Enforcer(str(model_path), str(policy_path)).get_policy()
+        silently_ignored = any(
+            raw.strip()
+            and not raw.strip().startswith("#")
+            and raw.strip().split(",")[0].strip() not in ("p", "g")
+            for raw in policy_bytes.decode("utf-8").split("\n")
+        )
+        assert silently_ignored or any(len(line) != 3 for line in lines), policy_bytes
+        return
+    assert got == expected, policy_bytes
+
+
+_MODEL_BYTES = MODEL.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("policy_bytes", "eve_reads_hr"),
+    [
+        # The issue's file: a lone CR inside a comment does not end the comment.
+        (b"p, alice, eng, read\n# revoked:\rp, eve, hr, read\n", False),
+        (b"p, alice, eng, read\r\np, eve, hr, read\r\n", True),
+        (b"p, alice, eng, read\r\n# revoked:\rp, eve, hr, read\r\n", False),
+        (b"p, alice, eng\r, read\np, eve,\rhr, read\n", True),
+        (b"p, alice, eng, read \t\r\n\r\n  p, eve, hr, read\t\n", True),
+        (b"\xef\xbb\xbf# policy\np, alice, eng, read\np, eve, hr, read\n", True),
+        (b"\xef\xbb\xbf\np, alice, eng, read\n", False),
+        (b"g, eve, staff\rp, staff, hr, read\np, alice, eng, read\n", False),
+    ],
+)
+def test_policy_file_bytes_are_read_as_casbin_reads_them(
+    tmp_path: Path, policy_bytes: bytes, eve_reads_hr: bool
+) -> None:
+    """Regression: a lone ``\\r`` ended a policy line for ragguard (``Path.read_text``),
+    not for Casbin's file adapter, so a rule commented out for Casbin was live."""
+    _same_as_casbin(_MODEL_BYTES, policy_bytes, tmp_path)
+    policy = rg.Policy.from_casbin(tmp_path / "model.conf", tmp_path / "policy.csv")
+    assert policy.check(rg.Subject(id="eve"), {"dept": "hr"}).released is eve_reads_hr
+    assert policy.check(rg.Subject(id="alice"), {"dept": "eng"}).released
+
+
+def test_a_rule_behind_a_byte_order_mark_is_refused(tmp_path: Path) -> None:
+    """Casbin reads a BOM as part of the first line and ignores that line: a rule there
+    would be silently dropped, so ragguard refuses the file and says why."""
+    policy_bytes = b"\xef\xbb\xbfp, eve, hr, read\np, alice, eng, read\n"
+    _same_as_casbin(_MODEL_BYTES, policy_bytes, tmp_path)
+    with pytest.raises(rg.PolicyLoadError, match="byte order mark"):
+        rg.Policy.from_casbin(tmp_path / "model.conf", tmp_path / "policy.csv")
+
+
+@pytest.mark.parametrize(
+    ("model_bytes", "policy_bytes"),
+    [
+        (_MODEL_BYTES, b"p, alice, eng, read\np, \xe9ve, hr, read\n"),
+        (_MODEL_BYTES, b"# caf\xe9\np, alice, eng, read\n"),
+        (_MODEL_BYTES, b"p, alice, eng, read\n\xff\xfe"),
+        (_MODEL_BYTES.replace(b"[matchers]", b"# r\xe9gles\n[matchers]"), b"p, alice, eng, read\n"),
+    ],
+)
+def test_a_file_that_is_not_utf8_raises_policy_load_error(
+    tmp_path: Path, model_bytes: bytes, policy_bytes: bytes
+) -> None:
+    """Regression: a non-UTF-8 byte raised a raw UnicodeDecodeError (Casbin fails too)."""
+    _same_as_casbin(model_bytes, policy_bytes, tmp_path)
+    with pytest.raises(rg.PolicyLoadError, match="not UTF-8"):
+        rg.Policy.from_casbin(tmp_path / "model.conf", tmp_path / "policy.csv")
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\r"])
+def test_model_file_line_endings_are_read_as_casbin_reads_them(
+    tmp_path: Path, newline: bytes
+) -> None:
+    """pycasbin opens the model in text mode (universal newlines): CRLF and CR end lines."""
+    model_bytes = _MODEL_BYTES.replace(b"\n", newline)
+    _same_as_casbin(model_bytes, b"p, alice, eng, read\r\ng, bob, alice\n", tmp_path)
+    policy = rg.Policy.from_casbin(tmp_path / "model.conf", tmp_path / "policy.csv")
+    assert policy.check(rg.Subject(id="bob"), {"dept": "eng"}).released
+
+
+def test_reload_reads_the_bytes_as_casbin_does(tmp_path: Path) -> None:
+    """``reload()`` reads the files again the same way: a CR inside a comment stays a comment."""
+    model_path, policy_path = tmp_path / "model.conf", tmp_path / "policy.csv"
+    model_path.write_bytes(_MODEL_BYTES)
+    policy_path.write_bytes(b"p, alice, eng, read\np, eve, hr, read\n")
+    policy = rg.Policy.from_casbin(model_path, policy_path)
+    eve = rg.Subject(id="eve")
+    assert policy.check(eve, {"dept": "hr"}).released
+    policy_path.write_bytes(b"p, alice, eng, read\n# revoked:\rp, eve, hr, read\n")
+    assert policy.reload()
+    assert not policy.check(eve, {"dept": "hr"}).released
+    policy_path.write_bytes(b"p, alice, eng, read\np, eve, hr, read\n\x80")
+    with pytest.raises(rg.PolicyLoadError, match="not UTF-8"):
+        policy.reload()
+    assert not policy.check(eve, {"dept": "hr"}).released  # the old policy stays in force
+
+
+_byte_piece = st.sampled_from(
+    [
+        b"p, alice, eng, read",
+        b"p, eve, hr, read",
+        b"p, staff, legal, read",
+        b"g, bob, staff",
+        b"g, mallory, staff",
+        b"# comment",
+        b"#",
+        b"\r",
+        b"\r\n",
+        b"\n",
+        b" ",
+        b"\t",
+        b",",
+        b"\xef\xbb\xbf",
+        b"\xe9",
+        b'"',
+    ]
+)
+
+
+def test_policy_file_bytes_decide_as_casbin(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Any mix of CR, CRLF, BOM, whitespace, quotes and stray bytes: ragguard decides as
+    casbin.enforce on the same file, or refuses it (never a raw exception)."""
+    tmp = tmp_path_factory.mktemp("bytes")
+
+    @conformance_settings(300)
+    @given(pieces=st.lists(_byte_piece, min_size=1, max_size=12))
+    def same_decisions(pieces: list[bytes]) -> None:
+        _same_as_casbin(_MODEL_BYTES, b"".join(pieces), tmp)
+
+    same_decisions()
