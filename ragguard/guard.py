@@ -44,7 +44,7 @@ from ragguard.exceptions import (
     StoreError,
 )
 from ragguard.policy import ir
-from ragguard.policy._plan import Decision, Plan, PlanKind
+from ragguard.policy._plan import EXPR_TYPES, Decision, Plan
 from ragguard.policy._policy import Policy
 from ragguard.screens._base import Screen, run_screens, screen_name
 from ragguard.stores.base import Pushdown, Store, StoredChunk
@@ -290,10 +290,7 @@ class Guard:
         entry = self._pushdowns.get(key)
         if entry is not None and entry[0] is policy_plan:
             return entry[1], entry[2]
-        if policy_plan.kind == "deny_all":
-            pushdown = Pushdown(native=None, exact=True, matches_nothing=True)
-        else:
-            pushdown = self._translate(policy_plan.filter)
+        pushdown = self._pushdown_for(policy_plan)
         plan = dataclasses.replace(policy_plan, exact=pushdown.exact)
         with self._lock:
             # Holding policy_plan keeps its id() from being reused while cached.
@@ -301,6 +298,11 @@ class Guard:
             if len(self._pushdowns) > 4096:
                 self._pushdowns.popitem(last=False)
         return plan, pushdown
+
+    def _pushdown_for(self, plan: Plan) -> Pushdown:
+        if plan.kind == "deny_all":
+            return Pushdown(native=None, exact=True, matches_nothing=True)
+        return self._translate(plan.filter)
 
     def _translate(self, expr: ir.Expr) -> Pushdown:
         try:
@@ -377,19 +379,12 @@ class Guard:
         k = self._check_k(k)
         array = self._check_vector(vector)
         plan, pushdown = self._plan_and_pushdown(subject, action)
-        if where is not None and plan.kind != "deny_all":
-            narrowed = ir.and_(plan.filter, _where_expr(where))
-            pushdown = self._translate(narrowed)
-            kind: PlanKind = (
-                "deny_all"
-                if narrowed == ir.FALSE
-                else "allow_all"
-                if narrowed == ir.TRUE
-                else "conditional"
-            )
-            plan = dataclasses.replace(plan, filter=narrowed, exact=pushdown.exact, kind=kind)
-            if narrowed == ir.FALSE:
-                pushdown = Pushdown(native=None, exact=True, matches_nothing=True)
+        if where is not None:
+            # A new plan: the cached one stays as it is for every other search.
+            narrowed = plan.narrow(_where_expr(where))
+            if narrowed is not plan:
+                pushdown = self._pushdown_for(narrowed)
+                plan = dataclasses.replace(narrowed, exact=pushdown.exact)
         self._tracer.planned(plan)
         limit = k if pushdown.exact else min(k * INEXACT_OVERFETCH, MAX_FETCH_LIMIT)
         fetch = _Fetch(self, subject, plan, pushdown, k, limit, _query_digest(array))
@@ -542,6 +537,11 @@ def _where_expr(where: ir.Expr | Mapping[str, Any]) -> ir.Expr:
             else:
                 raise QueryError(f"where[{name!r}] must be a scalar or a list of scalars")
         return ir.and_(*atoms)
+    if not isinstance(where, EXPR_TYPES):
+        raise QueryError(
+            "where must be a filter IR expression or a mapping of metadata equalities, "
+            f"got {type(where).__name__}"
+        )
     return where
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ragguard._values import MalformedValueError
 from ragguard.policy import ir
@@ -21,6 +22,22 @@ from ragguard.policy._snapshot import PolicyLine
 __all__ = ["Decision", "Plan", "PlanKind"]
 
 PlanKind = Literal["allow_all", "deny_all", "conditional"]
+
+OUTSIDE_CALLER_FILTER = "outside the caller's filter"
+"""How a decision begins when the policy released a chunk but the caller's filter did not."""
+
+
+# The node classes of ir.Expr (a Union, which isinstance cannot take directly).
+EXPR_TYPES = (ir.Const, ir.Eq, ir.In, ir.Range, ir.Exists, ir.Match, ir.Not, ir.And, ir.Or)
+
+
+def plan_kind(filter: ir.Expr) -> PlanKind:
+    """The kind of a plan with this filter: no filter, nothing, or a real condition."""
+    if filter == ir.TRUE:
+        return "allow_all"
+    if filter == ir.FALSE:
+        return "deny_all"
+    return "conditional"
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,16 @@ class _Line:
         object.__setattr__(self, "label", label)
 
 
+@dataclass(frozen=True)
+class _Narrowing:
+    """A caller's filter on top of a plan, and the plan it narrows (see ``Plan.narrow``)."""
+
+    base: Plan
+    expr: ir.Expr
+    check: Check
+    fields: frozenset[str]
+
+
 @dataclass(frozen=True, eq=False)
 class Plan:
     """What one subject may read under one policy version.
@@ -79,6 +106,7 @@ class Plan:
     _deny: tuple[_Line, ...] = field(default=(), repr=False)
     _fields: frozenset[str] = field(default=frozenset(), repr=False)
     _note: str = field(default="", repr=False)
+    _narrowing: _Narrowing | None = field(default=None, repr=False)
     _released: dict[str, Decision] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -101,13 +129,7 @@ class Plan:
         note: str = "",
     ) -> Plan:
         """Assemble a plan from compiled residuals (the compiler's output)."""
-        kind: PlanKind = (
-            "allow_all"
-            if filter == ir.TRUE
-            else "deny_all"
-            if filter == ir.FALSE
-            else "conditional"
-        )
+        kind = plan_kind(filter)
         shared: dict[ir.Expr, Check] = {}
         allow_lines = tuple(_Line(line, e, compile_check(e, shared)) for line, e in allow)
         deny_lines = tuple(_Line(line, e, compile_check(e, shared)) for line, e in deny)
@@ -127,9 +149,43 @@ class Plan:
             _note=note,
         )
 
+    def narrow(self, expr: ir.Expr) -> Plan:
+        """This plan restricted to the chunks that also satisfy ``expr``.
+
+        ``expr`` is a caller's filter (``guard.search(..., where=...)``, a LangChain
+        ``filter=``). The returned plan's ``filter`` is the AND of both, its ``kind``
+        follows (a filter that excludes everything the policy grants is ``deny_all``)
+        and its :meth:`decide` re-checks ``expr`` on every chunk, so the narrowing holds
+        on stores that cannot push all of it down. It never widens: a chunk is released
+        only when the policy releases it and ``expr`` holds. A chunk the policy releases
+        and ``expr`` excludes is withheld with a reason that starts with
+        ``"outside the caller's filter"``. This plan is not changed (plans are cached
+        and shared); narrowing a narrowed plan ANDs the filters::
+
+            plan = policy.plan(alice).narrow(ir.Eq("project", "p1"))
+        """
+        if not isinstance(expr, EXPR_TYPES):
+            raise TypeError(f"narrow() takes a filter IR expression, got {type(expr).__name__}")
+        if expr == ir.TRUE:
+            return self
+        base, narrowing = self, expr
+        if self._narrowing is not None:
+            base, narrowing = self._narrowing.base, ir.and_(self._narrowing.expr, expr)
+        filter = ir.and_(self.filter, expr)
+        return dataclasses.replace(
+            self,
+            kind=plan_kind(filter),
+            filter=filter,
+            _narrowing=_Narrowing(
+                base, narrowing, compile_check(narrowing), frozenset(ir.fields_of(narrowing))
+            ),
+        )
+
     @property
     def fields(self) -> frozenset[str]:
         """The chunk metadata attributes this plan reads."""
+        if self._narrowing is not None:
+            return self._fields | self._narrowing.fields
         return self._fields
 
     @property
@@ -146,6 +202,8 @@ class Plan:
 
     def decide(self, metadata: Mapping[str, Any] | None) -> Decision:
         """Decide one chunk exactly, without ``casbin.enforce``."""
+        if self._narrowing is not None:
+            return self._decide_narrowed(self._narrowing, metadata)
         version = self.policy_version
         if self.kind == "deny_all":
             return Decision(False, None, self._deny_all_reason(), version)
@@ -162,6 +220,22 @@ class Plan:
             if entry.check(md):
                 return self._released[entry.label]
         return Decision(False, None, self._failure_reason(md), version)
+
+    def _decide_narrowed(
+        self, narrowing: _Narrowing, metadata: Mapping[str, Any] | None
+    ) -> Decision:
+        """The policy's decision, then the caller's filter on what the policy releases."""
+        decision = narrowing.base.decide(metadata)
+        if not decision.released:
+            return decision
+        try:
+            md = normalize_metadata(cast(Mapping[str, Any], metadata), narrowing.fields)
+        except MalformedValueError as exc:
+            return Decision(False, None, f"malformed metadata: {exc}", self.policy_version)
+        if narrowing.check(md):
+            return decision
+        why = explain_failure(narrowing.expr, md)
+        return Decision(False, None, f"{OUTSIDE_CALLER_FILTER}: {why}", self.policy_version)
 
     def _deny_all_reason(self) -> str:
         if self._note:
@@ -189,4 +263,9 @@ class Plan:
             "filter": ir.to_json(self.filter),
             "allow_lines": [e.label for e in self._allow],
             "deny_lines": [e.label for e in self._deny],
+            **(
+                {"caller_filter": ir.to_json(self._narrowing.expr)}
+                if self._narrowing is not None
+                else {}
+            ),
         }
