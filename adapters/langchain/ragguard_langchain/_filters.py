@@ -2,10 +2,14 @@
 
 LangChain users already filter their Qdrant retrievers with ``qdrant_client.models.Filter``
 objects over the LangChain payload layout (``metadata.<attr>`` keys) or with a dict of
-metadata equalities. The guard ANDs such a filter with the policy's: it can narrow what a
-subject sees, never widen it. Converting to the IR (rather than splicing the Qdrant
-object into the store query) means the guard's exact re-check applies the caller's
-filter too, on every store.
+metadata equalities. The retriever passes the IR to ``Guard.search(where=...)``, which
+narrows the subject's plan with it (``Plan.narrow``): the filter is ANDed into what the
+store is asked for *and* re-checked on every hit before release. So it narrows what a
+subject sees, never widens it, and holds on every store: pushed into Qdrant where it can
+be, decided after the search where it cannot (an attribute name that is not a plain
+word, a long numeric ``MatchAny``, a string ``Range``) and on a ``PostFilterStore``,
+which pushes nothing down. A chunk withheld by the caller's filter is audited with a
+reason that starts with ``"outside the caller's filter"``.
 
 Only conditions with an exact IR equivalent are accepted; anything else (geo, full-text,
 ``values_count``, ``has_id``, ``min_should``, ``is_null``, ``except``) is refused with a

@@ -40,7 +40,8 @@ class PostFilterStore:
     """A read-only ragguard store over a LangChain ``VectorStore`` without filter pushdown.
 
     ``translate`` never produces a native filter: every plan except ``allow_all`` and
-    ``deny_all`` is inexact, so the guard over-fetches and re-checks. Scores come from
+    ``deny_all`` is inexact, so the guard over-fetches and re-checks, the policy and a
+    caller's ``filter=`` alike (both are in the plan, see ``Plan.narrow``). Scores come from
     rank, not from the vector store (stores disagree on the scale and direction of their
     scores): the best hit scores 1.0, the next 0.5, then 1/3, ... Documents without an id
     get a content id (``sha256:`` of text and metadata) so every one is decided and
