@@ -24,6 +24,8 @@ from ragguard.audit._record import (
     canonical_json,
     chain_hash,
     normalize_key,
+    parse_record_line,
+    record_line,
 )
 from ragguard.exceptions import AuditError
 
@@ -327,7 +329,7 @@ class JsonlAuditLog:
 
     def _check_tail(self, line: bytes, where: Path) -> tuple[int, str]:
         try:
-            record = json.loads(line)
+            record = parse_record_line(line)
             seq, recorded, alg = record["seq"], record.pop("hash"), record["alg"]
         except (ValueError, KeyError, TypeError, AttributeError):
             raise AuditError(
@@ -338,7 +340,10 @@ class JsonlAuditLog:
             raise AuditError(f"refusing to extend {where}: its records are {alg}; open it {wanted}")
         if not (isinstance(seq, int) and isinstance(recorded, str)):
             raise AuditError(f"refusing to extend {where}: its last record is malformed")
-        if not hmac.compare_digest(chain_hash(canonical_json(record), self._key), recorded):
+        canonical = canonical_json(record)
+        if not (recorded.isascii() and record_line(canonical, recorded) == line + b"\n") or (
+            not hmac.compare_digest(chain_hash(canonical, self._key), recorded)
+        ):
             problem = "the key differs, or the record" if self._key else "the record"
             raise AuditError(
                 f"refusing to extend {where}: its last record does not verify ({problem} was "
@@ -359,7 +364,7 @@ class JsonlAuditLog:
                 body["prev_hash"] = self._head
                 text = _FAST_ENCODER.encode(body)
                 digest = chain_hash(text, self._key)
-                line = f'{text[:-1]},"hash":"{digest}"}}\n'.encode("ascii")
+                line = record_line(text, digest)
                 assert self._size is not None
                 if (
                     self.max_bytes is not None

@@ -6,6 +6,11 @@ ASCII-only (non-ASCII escaped as ``\\uXXXX``), no NaN. ``prev_hash`` is the hash
 previous record (``GENESIS_HASH`` for the first record of a chain), so editing,
 deleting, inserting or reordering a record breaks every link after it.
 
+The line on disk is that canonical JSON with ``,"hash":"<hex>"`` inserted before the
+closing brace, and a newline (:func:`record_line`). The verifier requires the bytes of
+every line to be exactly that, so a line rewritten without changing what ``json.loads``
+returns (a duplicate key in front, other spacing, other escapes) is a broken record too.
+
 Records hold identifiers, scores, rules and reasons only: never chunk text and never
 query text (the query is a SHA-256 digest of the query vector).
 """
@@ -29,10 +34,13 @@ __all__ = [
     "AuditRecord",
     "DeniedChunk",
     "PlanSummary",
+    "RecordLineError",
     "ReleasedChunk",
     "canonical_json",
     "chain_hash",
     "normalize_key",
+    "parse_record_line",
+    "record_line",
 ]
 
 RECORD_VERSION = 1
@@ -66,6 +74,54 @@ def chain_hash(canonical: str, key: bytes | None) -> str:
     if key is None:
         return hashlib.sha256(data).hexdigest()
     return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def record_line(canonical: str, digest: str) -> bytes:
+    """The line written for a record: its canonical JSON (without ``hash``) with the
+    hash added as the last member, and a newline."""
+    return f'{canonical[:-1]},"hash":"{digest}"}}\n'.encode("ascii")
+
+
+class RecordLineError(ValueError):
+    """A log line that is not a strict JSON object (the message says why)."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise RecordLineError(f"{name} is not a JSON value")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RecordLineError(
+                    f"duplicate key {key!r}: readers disagree on which value counts"
+                )
+            seen.add(key)
+    return result
+
+
+def parse_record_line(raw: bytes) -> Any:
+    """The JSON value of one log line, parsed strictly.
+
+    Raises :class:`RecordLineError` for what ``json.loads`` would accept or crash on but
+    no audit writer produces: bytes that are not UTF-8, ``NaN``/``Infinity``, duplicate
+    keys (Python keeps the last, other parsers the first) and nesting too deep to parse.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RecordLineError("not UTF-8 text: the line was corrupted") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    except RecordLineError:
+        raise
+    except RecursionError:
+        raise RecordLineError("nested too deeply to be an audit record") from None
+    except ValueError:
+        raise RecordLineError("not valid JSON: the line was corrupted or cut") from None
 
 
 class _Frozen(BaseModel):

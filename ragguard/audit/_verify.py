@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +18,12 @@ from ragguard.audit._record import (
     ALG_SHA256,
     GENESIS_HASH,
     AuditRecord,
+    RecordLineError,
     canonical_json,
     chain_hash,
     normalize_key,
+    parse_record_line,
+    record_line,
 )
 from ragguard.exceptions import AuditError
 
@@ -33,6 +36,8 @@ __all__ = [
 ]
 
 PathArg = str | os.PathLike[str]
+
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,9 @@ class _Chain:
         if not raw.strip():
             return "empty line where a record should be"
         try:
-            record = json.loads(raw)
-        except ValueError:
-            return "not valid JSON: the line was corrupted or cut"
+            record = parse_record_line(raw)
+        except RecordLineError as exc:
+            return str(exc)
         if not isinstance(record, dict):
             return "not an audit record (not a JSON object)"
         try:
@@ -137,6 +142,8 @@ class _Chain:
             return f"not a valid audit record: {where}: {first['msg']}"
         del record["hash"]
         recorded, alg = parsed.hash, parsed.alg
+        if not _HASH.fullmatch(recorded):
+            return "hash is not 64 lowercase hex digits"
         if self.key is None and alg == ALG_HMAC:
             return "records are HMAC-keyed: verification needs the key they were written with"
         if self.key is not None and alg == ALG_SHA256:
@@ -146,11 +153,19 @@ class _Chain:
             )
         if self.alg is not None and alg != self.alg:
             return f"chain algorithm changes from {self.alg} to {alg}"
-        expected = chain_hash(canonical_json(record), self.key)
+        canonical = canonical_json(record)
+        expected = chain_hash(canonical, self.key)
         if not hmac.compare_digest(expected, recorded):
             if self.key is not None:
                 return "hash mismatch: the record was altered, or forged without the key"
             return "hash mismatch: the record was altered after it was written"
+        if raw != record_line(canonical, recorded):
+            # The hash covers the parsed record; the bytes must be the writer's too, or
+            # a reader that parses differently could be shown something else.
+            return (
+                "the line is not the canonical form of its record (spacing, key order or "
+                "escapes differ): it was rewritten after it was written"
+            )
         seq, prev_hash = parsed.seq, parsed.prev_hash
         problem = self._link(seq, prev_hash)
         if problem is not None:
@@ -285,7 +300,7 @@ def read_audit_records(paths: PathArg | Iterable[PathArg]) -> Iterator[AuditEntr
 
 def _parse(raw: bytes, file: Path, number: int) -> AuditRecord:
     try:
-        data: Any = json.loads(raw)
+        data: Any = parse_record_line(raw)
         return AuditRecord.model_validate(data)
     except (ValueError, ValidationError) as exc:
         message = str(exc).splitlines()[0]

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from test_audit_log import KEY, make_retrieval
 
-from ragguard.audit import JsonlAuditLog, audit_files, verify_audit_log
+from ragguard.audit import JsonlAuditLog, audit_files, read_audit_records, verify_audit_log
 from ragguard.audit._record import canonical_json
+from ragguard.exceptions import AuditError
 
 
 def write_log(
@@ -278,3 +279,154 @@ def test_a_malformed_checkpoint_is_a_usage_error(tmp_path: Path) -> None:
     write_log(path, 1)
     with pytest.raises(ValueError, match="expect_head"):
         verify_audit_log(path, key=KEY, expect_head="latest")
+
+
+# -- the bytes on disk, not what json.loads makes of them ---------------------------------
+
+
+def test_a_duplicate_key_forgery_is_caught(tmp_path: Path) -> None:
+    """Regression: prepending ``"subject_id":"mallory",`` to a record of a keyed log still
+    verified (json.loads keeps the last duplicate, so the hash matched), while a reader
+    that keeps the first duplicate reads mallory."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 3)
+    content = read_lines(path)
+    assert content[1].startswith(b"{")
+    content[1] = b'{"subject_id":"mallory",' + content[1][1:]
+    write_lines(path, content)
+    result = verify_audit_log(path, key=KEY)
+    assert not result.ok
+    assert result.error is not None
+    assert (result.error.file, result.error.line) == (path, 2)
+    assert "duplicate key 'subject_id'" in result.error.reason
+    assert result.records == 1
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"subject_id":"user-1"', b'"subject_id": "user-1"'),  # spacing
+        (b'"subject_id":"user-1"', b'"subject_id":"\\u0075ser-1"'),  # another escape
+        (b'"k":5,', b'"k":5 ,'),
+        (b"}\n", b"}\r\n"),  # a CRLF line ending
+        (b"}\n", b"} \n"),
+    ],
+)
+def test_a_rewritten_line_that_parses_the_same_is_caught(
+    tmp_path: Path, old: bytes, new: bytes
+) -> None:
+    """Regression: the verifier hashed the record re-serialised after json.loads, so any
+    rewrite that parses to the same record (spacing, escapes, key order) verified."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 3)
+    content = read_lines(path)
+    assert old in content[1]
+    content[1] = content[1].replace(old, new, 1)
+    write_lines(path, content)
+    result = verify_audit_log(path, key=KEY)
+    assert result.error is not None
+    assert result.error.line == 2
+
+
+def test_reordered_keys_are_caught(tmp_path: Path) -> None:
+    """The same members in another order are another line: caught, though the hash holds."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 3, key=None)
+    content = read_lines(path)
+    record = json.loads(content[1])
+    reordered = {key: record[key] for key in reversed(list(record))}
+    content[1] = (json.dumps(reordered, separators=(",", ":")) + "\n").encode()
+    write_lines(path, content)
+    result = verify_audit_log(path)
+    assert result.error is not None
+    assert result.error.line == 2
+    assert "not the canonical form" in result.error.reason
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_a_non_finite_number_is_a_broken_record_not_a_crash(
+    tmp_path: Path, constant: bytes
+) -> None:
+    """Regression: a record holding NaN made verify_audit_log raise ValueError (and the
+    CLI exit 2, "usage") instead of reporting a broken record."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 2, key=None)
+    content = read_lines(path)
+    start = content[1].index(b'"duration_ms":') + len(b'"duration_ms":')
+    end = content[1].index(b",", start)
+    content[1] = content[1][:start] + constant + content[1][end:]
+    write_lines(path, content)
+    result = verify_audit_log(path)
+    assert not result.ok
+    assert result.error is not None
+    assert result.error.line == 2
+    assert constant.decode() in result.error.reason
+
+
+def test_a_deeply_nested_line_is_a_broken_record_not_a_crash(tmp_path: Path) -> None:
+    """Regression: a deeply nested line made verify_audit_log raise RecursionError."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 1)
+    content = read_lines(path)
+    write_lines(path, [content[0], b'{"seq":' + b"[" * 200_000 + b"]" * 200_000 + b"}\n"])
+    result = verify_audit_log(path, key=KEY)
+    assert result.error is not None
+    assert result.error.line == 2
+    assert "nested too deeply" in result.error.reason
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"seq":0,"seq":0}\n',
+        b'{"a":NaN}\n',
+        b"\xff\xfe{}\n",
+        b"[" * 100_000 + b"\n",
+    ],
+)
+def test_reading_a_bad_line_raises_audit_error(tmp_path: Path, line: bytes) -> None:
+    """read_audit_records (export, replay) fails on such lines with AuditError only."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 1)
+    path.write_bytes(path.read_bytes() + line)
+    with pytest.raises(AuditError, match=":2: not an audit record"):
+        list(read_audit_records(path))
+
+
+def test_a_hash_that_is_not_hex_is_a_broken_record(tmp_path: Path) -> None:
+    """A non-ASCII hash made hmac.compare_digest raise TypeError; now it is a break."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 1)
+    record = json.loads(read_lines(path)[0])
+    record["hash"] = "é" * 64
+    write_lines(path, [encode(record)])
+    result = verify_audit_log(path, key=KEY)
+    assert result.error is not None
+    assert "64 lowercase hex digits" in result.error.reason
+
+
+def test_records_with_non_ascii_text_and_flags_still_verify(tmp_path: Path) -> None:
+    """The writer's own lines are canonical: non-ASCII ids, rotation, many records."""
+    path = tmp_path / "audit.jsonl"
+    with JsonlAuditLog(path, key=KEY, max_bytes=6000) as log:
+        for n in range(6):
+            log.record(make_retrieval(f'zoë-{n}-\u2028-"quoted"'))
+    result = verify_audit_log(path, key=KEY)
+    assert result.ok, result.summary()
+    assert result.records == 6
+
+
+def test_the_writer_refuses_to_extend_a_rewritten_last_line(tmp_path: Path) -> None:
+    """A log whose last line was forged with a duplicate key is not extended either."""
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 2)
+    content = read_lines(path)
+    content[-1] = b'{"subject_id":"mallory",' + content[-1][1:]
+    write_lines(path, content)
+    with pytest.raises(AuditError, match="not an audit record"):
+        JsonlAuditLog(path, key=KEY)
+    content[-1] = content[-1].replace(b'{"subject_id":"mallory",', b"{", 1)
+    content[-1] = content[-1].replace(b'"k":5,', b'"k": 5,', 1)
+    write_lines(path, content)
+    with pytest.raises(AuditError, match="does not verify"):
+        JsonlAuditLog(path, key=KEY)

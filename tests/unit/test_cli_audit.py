@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_audit_log import KEY, make_retrieval
@@ -187,3 +189,58 @@ def test_audit_without_a_subcommand_is_a_usage_error(capsys: pytest.CaptureFixtu
     code, _, err = run(["audit"], capsys)
     assert code == 2
     assert "verify" in err
+
+
+def _forge_first_bob_record(log_path: Path) -> Path:
+    """The issue's forgery: ``"subject_id":"mallory",`` prepended to a record of bob's."""
+    for file in sorted(log_path.parent.glob("audit*.jsonl")):
+        lines = file.read_bytes().splitlines(keepends=True)
+        for n, line in enumerate(lines):
+            if b'"subject_id":"bob"' in line:
+                lines[n] = b'{"subject_id":"mallory",' + line[1:]
+                file.write_bytes(b"".join(lines))
+                return file
+    raise AssertionError("no record of bob's to forge")
+
+
+@pytest.mark.usefixtures("keyed")
+def test_verify_and_export_refuse_a_duplicate_key_forgery(
+    log_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: the forged line verified, and ``export --verify`` exported it."""
+    forged = _forge_first_bob_record(log_path)
+    code, _, err = run(["audit", "verify", str(log_path)], capsys)
+    assert code == 1
+    assert f"BROKEN: {forged}:" in err
+    assert "duplicate key 'subject_id'" in err
+    code, out, err = run(
+        ["audit", "export", str(log_path), "--format", "jsonl", "--verify"], capsys
+    )
+    assert code == 1
+    assert out == ""
+    assert "not exported" in err
+
+
+@pytest.mark.usefixtures("keyed")
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda line: re.sub(rb'"duration_ms":[^,]+', b'"duration_ms":NaN', line, count=1),
+        lambda line: line.replace(b'"rounds":1', b'"rounds":' + b"[" * 100_000 + b"]" * 100_000),
+    ],
+    ids=["NaN", "deeply nested"],
+)
+def test_verify_a_nan_or_deeply_nested_record_exits_1_not_2(
+    log_path: Path, capsys: pytest.CaptureFixture[str], damage: Any
+) -> None:
+    """Regression: NaN raised ValueError (exit 2, "usage") and deep nesting RecursionError;
+    both are broken records: exit 1 with the line named."""
+    lines = log_path.read_bytes().splitlines(keepends=True)
+    assert b'"rounds":1' in lines[-1]
+    damaged = damage(lines[-1])
+    assert damaged != lines[-1]
+    lines[-1] = damaged
+    log_path.write_bytes(b"".join(lines))
+    code, _, err = run(["audit", "verify", str(log_path)], capsys)
+    assert code == 1
+    assert f"BROKEN: {log_path}:{len(lines)}:" in err
