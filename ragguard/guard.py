@@ -47,6 +47,7 @@ from ragguard.policy import ir
 from ragguard.policy._plan import EXPR_TYPES, Decision, Plan
 from ragguard.policy._policy import Policy
 from ragguard.screens._base import Screen, run_screens, screen_name
+from ragguard.stores._points import not_a_vector
 from ragguard.stores.base import Pushdown, Store, StoredChunk
 from ragguard.subject import Subject, require_subject
 from ragguard.tracing import RetrievalTracer
@@ -401,9 +402,7 @@ class Guard:
         except StoreError:
             raise
         except Exception as exc:  # any store failure: release nothing, say what happened
-            raise StoreError(
-                f"the store failed during search: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._store_failed(exc) from exc
 
     async def _store_asearch(
         self, asearch: Any, query: list[float], limit: int, pushdown: Pushdown
@@ -415,10 +414,23 @@ class Guard:
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(
-                f"the store failed during search: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._store_failed(exc) from exc
         return results
+
+    def _store_failed(self, error: Exception) -> StoreError:
+        return StoreError(f"the store failed during search: {self._describe(error)}")
+
+    def _describe(self, error: BaseException) -> str:
+        """A foreign exception for a message that can reach traces and logs.
+
+        Its message may quote what the store or sink was given (the query vector, chunk
+        text): only ragguard's own errors and OS errors (errno text, addresses) are
+        quoted, anything else by type unless ``capture_content=True``. The exception
+        itself stays on ``__cause__``.
+        """
+        if self._tracer.capture_content or isinstance(error, (RagGuardError, OSError)):
+            return f"{type(error).__name__}: {error}"
+        return f"{type(error).__name__} (message not quoted: see __cause__)"
 
     def _decide_hit(self, plan: Plan, stored: StoredChunk, subject: Subject | None = None) -> Hit:
         text, metadata = stored.text, stored.metadata
@@ -489,11 +501,12 @@ class Guard:
             try:
                 self.audit.record(retrieval)
             except Exception as exc:
+                detail = self._describe(exc)
                 if self.audit_required:
                     raise AuditError(
-                        f"audit write failed, nothing released (audit_required=True): {exc}"
+                        f"audit write failed, nothing released (audit_required=True): {detail}"
                     ) from exc
-                logger.warning("ragguard: audit write failed (%s); retrieval continues", exc)
+                logger.warning("ragguard: audit write failed (%s); retrieval continues", detail)
                 self._tracer.audit_failed(span, exc)
         if budget_error is not None:
             self._tracer.budget_exceeded(span, budget_error)
@@ -512,8 +525,9 @@ class Guard:
     def _check_vector(self, vector: Sequence[float]) -> npt.NDArray[np.float64]:
         try:
             array = np.asarray(vector, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise QueryError(f"the query vector is not a sequence of numbers: {exc}") from None
+        except (TypeError, ValueError):
+            # Never numpy's message: it quotes the value (the query text passed by mistake).
+            raise QueryError(f"the query vector {not_a_vector(vector)}") from None
         if array.ndim != 1 or array.shape[0] != self.store.dim:
             raise QueryError(
                 f"the query vector has shape {array.shape}, the store holds vectors of "

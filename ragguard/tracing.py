@@ -59,11 +59,14 @@ import hashlib
 import hmac
 import json
 import logging
+import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, Status, StatusCode
+
+from ragguard.exceptions import RagGuardError
 
 if TYPE_CHECKING:
     from ragguard.guard import Hit, Retrieval
@@ -88,6 +91,7 @@ EVENT_BUDGET_EXCEEDED = "ragguard.budget.exceeded"
 
 PSEUDONYM_LENGTH = 32
 _PLAN_DIGESTS_KEPT = 256
+_WITHHELD = "(message not recorded: it is not a ragguard error; capture_content=True records it)"
 
 logger = logging.getLogger("ragguard")
 
@@ -179,14 +183,39 @@ class RetrievalTracer:
             SPAN_NAME,
             kind=trace.SpanKind.INTERNAL,
             attributes=self._start_attributes(subject, k),
-            record_exception=True,
-            set_status_on_exception=True,
+            record_exception=False,  # recorded below, without content unless opted in
+            set_status_on_exception=False,
         ) as span:
             try:
                 yield span
             except BaseException as exc:
-                self._safely(span.set_attribute, "error.type", _error_type(exc))
+                self._safely(self._failed, span, exc)
                 raise
+
+    def _failed(self, span: Span, error: BaseException) -> None:
+        """``error.type``, an ``exception`` event and the ERROR status, content-free.
+
+        ragguard's own messages never hold query or chunk content; another exception's
+        message (a bug, a store client) might, so by default the span gets its type
+        only, and the stack trace stops at the raised exception (a chained cause's
+        message is not repeated). ``capture_content=True`` records everything.
+        """
+        span.set_attribute("error.type", _error_type(error))
+        if self.capture_content:
+            message = str(error)
+            span.record_exception(error, escaped=True)
+        else:
+            message = str(error) if isinstance(error, RagGuardError) else _WITHHELD
+            frames = "".join(traceback.format_tb(error.__traceback__))
+            stacktrace = (
+                f"Traceback (most recent call last):\n{frames}{_error_type(error)}: {message}\n"
+            )
+            span.record_exception(
+                error,
+                attributes={"exception.message": message, "exception.stacktrace": stacktrace},
+                escaped=True,
+            )
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))
 
     def planned(self, plan: Plan) -> None:
         """Attach the plan to the current span."""

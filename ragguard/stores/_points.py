@@ -11,7 +11,7 @@ from ragguard._canonical import CanonicalizationError, canonical_value
 from ragguard.exceptions import StoreError
 from ragguard.stores.base import StoredChunk
 
-__all__ = ["as_payload", "as_vector", "stored_chunk"]
+__all__ = ["as_payload", "as_vector", "not_a_vector", "stored_chunk"]
 
 
 def as_vector(vector: Sequence[float], dim: int) -> list[float]:
@@ -22,8 +22,8 @@ def as_vector(vector: Sequence[float], dim: int) -> list[float]:
     """
     try:
         array = np.asarray(vector, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"vector is not a sequence of numbers: {exc}") from None
+    except (TypeError, ValueError):
+        raise StoreError(f"vector {not_a_vector(vector)}") from None
     if array.ndim != 1:
         raise StoreError(f"vector is not a flat sequence of numbers (shape {array.shape})")
     if array.shape[0] != dim:
@@ -32,6 +32,28 @@ def as_vector(vector: Sequence[float], dim: int) -> list[float]:
         raise StoreError("vector holds a non-finite number (NaN or infinity)")
     values: list[float] = array.tolist()
     return values
+
+
+def not_a_vector(vector: Any) -> str:
+    """Why ``vector`` is not a sequence of numbers, naming types only, never values.
+
+    The message can reach traces and logs: numpy's own (``could not convert string to
+    float: 'salary of bob smith'``) would carry the query text passed by mistake.
+    """
+    if isinstance(vector, (str, bytes, bytearray)):
+        return (
+            f"is not a sequence of numbers but a {type(vector).__name__}: embed the query "
+            "text first and pass its vector"
+        )
+    if isinstance(vector, Sequence):  # finite: safe to walk (a generator may not end)
+        try:
+            for position, item in enumerate(vector):
+                if not isinstance(item, (int, float, np.number)):
+                    kind = type(item).__name__
+                    return f"is not a sequence of numbers: item {position} is a {kind}"
+        except Exception:  # its iteration fails: the type says enough
+            pass
+    return f"is not a sequence of numbers (got a {type(vector).__name__})"
 
 
 def as_payload(

@@ -315,3 +315,154 @@ def test_empty_pseudonymisation_key_is_rejected() -> None:
     """An empty key would make pseudonyms trivially reversible by anyone: refused."""
     with pytest.raises(ValueError, match="empty"):
         RetrievalTracer(None, pseudonymize_key=b"")
+
+
+# -- errors carry no query or chunk content into spans -----------------------------------
+
+SECRET_QUERY = "salary of bob smith"
+
+
+class EchoingStore(ListStore):
+    """A store whose failure quotes what it was given and what it holds (a careless
+    client library), as third-party exceptions may."""
+
+    def search(
+        self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
+    ) -> list[StoredChunk]:
+        raise ValueError(f"bad request {list(vector)[:3]} near chunk {CORPUS[0].text!r}")
+
+
+def _exception_strings(span: ReadableSpan) -> list[str]:
+    """Every exported string, the exception event's stack trace included."""
+    return all_strings(span)
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [SECRET_QUERY, [SECRET_QUERY] * DIM, [0.5] * (DIM - 1) + [SECRET_QUERY], (SECRET_QUERY,)],
+    ids=["str", "list of str", "one str item", "tuple"],
+)
+def test_a_query_string_passed_as_vector_stays_out_of_the_error_and_span(
+    store: ListStore, policy: rg.Policy, vector: Any
+) -> None:
+    """Regression: the QueryError quoted numpy's message, "could not convert string to
+    float: 'salary of bob smith'", and the span recorded it (event, status)."""
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(policy, store, tracer_provider=provider)
+    with pytest.raises(rg.QueryError, match="not a sequence of numbers") as raised:
+        guard.search(ALICE, vector, k=3)
+    assert "bob" not in str(raised.value)
+    [span] = exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    [event] = [e for e in span.events if e.name == "exception"]
+    assert (event.attributes or {})["exception.type"] == "ragguard.exceptions.QueryError"
+    assert "not a sequence of numbers" in str((event.attributes or {})["exception.message"])
+    for value in _exception_strings(span):
+        assert "bob smith" not in value, value
+        assert "salary" not in value, value
+
+
+def test_the_error_names_what_to_do_with_a_query_string(
+    store: ListStore, policy: rg.Policy
+) -> None:
+    """A str instead of a vector: the message says to embed it first, and a str item is
+    named by position and type."""
+    guard = rg.Guard(policy, store)
+    with pytest.raises(rg.QueryError, match="embed the query text first"):
+        guard.search(ALICE, SECRET_QUERY, k=3)  # type: ignore[arg-type]
+    with pytest.raises(rg.QueryError, match="item 2 is a str"):
+        guard.search(ALICE, [0.1, 0.2, SECRET_QUERY], k=3)  # type: ignore[list-item]
+
+
+def test_a_store_failure_quoting_content_stays_out_of_the_span(policy: rg.Policy) -> None:
+    """A foreign store exception's message (here quoting the vector and a chunk) is kept on
+    the StoreError's cause, not in its message, the span's event or its status."""
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(policy, corpus_store(EchoingStore(DIM)), tracer_provider=provider)
+    vector = EMBEDDER.embed_query(QUESTION)
+    with pytest.raises(rg.StoreError, match="ValueError") as raised:
+        guard.search(ALICE, vector, k=3)
+    assert "bad request" in str(raised.value.__cause__)  # for logs, not for traces
+    assert "bad request" not in str(raised.value)
+    [span] = exporter.get_finished_spans()
+    for value in _exception_strings(span):
+        assert "bad request" not in value, value
+        assert CORPUS[0].text[:20] not in value, value
+        assert repr(vector[0]) not in value, value
+
+
+def test_a_foreign_exception_is_recorded_by_type_only(policy: rg.Policy) -> None:
+    """An exception outside ragguard's tree (a bug, a callback) may carry anything: the
+    span records its type, not its message, unless capture_content=True."""
+
+    class Interrupted(BaseException):
+        """Escapes the guard's store error handling (like KeyboardInterrupt)."""
+
+    class InterruptedStore(ListStore):
+        def search(
+            self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
+        ) -> list[StoredChunk]:
+            raise Interrupted(f"interrupted while searching for {SECRET_QUERY!r}")
+
+    for capture in (False, True):
+        provider, exporter = in_memory_tracing()
+        store = corpus_store(InterruptedStore(DIM))
+        guard = rg.Guard(policy, store, tracer_provider=provider, capture_content=capture)
+        with pytest.raises(Interrupted):
+            guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)
+        [span] = exporter.get_finished_spans()
+        assert str((span.attributes or {})["error.type"]).endswith("Interrupted")
+        assert span.status.status_code is StatusCode.ERROR
+        leaked = any("bob smith" in value for value in _exception_strings(span))
+        assert leaked is capture
+
+
+def test_capture_content_keeps_foreign_messages_for_debugging(policy: rg.Policy) -> None:
+    """Opted in, the store's own message is in the StoreError and on the span."""
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(
+        policy, corpus_store(EchoingStore(DIM)), tracer_provider=provider, capture_content=True
+    )
+    with pytest.raises(rg.StoreError, match="ValueError: bad request"):
+        guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)
+    [span] = exporter.get_finished_spans()
+    assert any("bad request" in value for value in _exception_strings(span))
+
+
+def test_a_store_given_a_query_string_does_not_quote_it() -> None:
+    """The stores' own vector check names types only (StoreError, no query text)."""
+    from qdrant_client import QdrantClient
+
+    store = rg.QdrantStore.create(QdrantClient(":memory:"), "docs", dim=4)
+    for vector in (SECRET_QUERY, [0.1, 0.2, 0.3, SECRET_QUERY]):
+        with pytest.raises(rg.StoreError, match="not a sequence of numbers") as raised:
+            store.search(vector, 3, Pushdown(native=None, exact=True))  # type: ignore[arg-type]
+        assert "bob" not in str(raised.value)
+    store.close()
+
+
+def test_a_failing_audit_sink_is_named_by_type_only(
+    store: ListStore, policy: rg.Policy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An audit sink's exception (it was handed the hits, text included) is not quoted in
+    the AuditError, the span or the warning log."""
+
+    class LeakySink:
+        def record(self, retrieval: rg.Retrieval) -> None:
+            raise ValueError(f"cannot write {retrieval.released[0].text!r}")
+
+    vector = EMBEDDER.embed_query(QUESTION)
+    provider, exporter = in_memory_tracing()
+    required = rg.Guard(
+        policy, store, audit=LeakySink(), audit_required=True, tracer_provider=provider
+    )
+    with pytest.raises(rg.AuditError, match="ValueError") as raised:
+        required.search(ALICE, vector, k=2)
+    assert "cannot write" not in str(raised.value)
+    [span] = exporter.get_finished_spans()
+    assert not any("cannot write" in value for value in _exception_strings(span))
+    optional = rg.Guard(policy, store, audit=LeakySink())
+    with caplog.at_level("WARNING", logger="ragguard"):
+        assert optional.search(ALICE, vector, k=2)
+    assert "audit write failed (ValueError" in caplog.text
+    assert "cannot write" not in caplog.text
