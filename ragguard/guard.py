@@ -332,8 +332,10 @@ class Guard:
     ) -> list[Hit]:
         """The ``k`` best chunks ``subject`` may read, best first.
 
-        ``where`` narrows further: an IR expression or a mapping of metadata equalities,
-        ANDed with the policy's filter (it can never widen access).
+        ``where`` narrows further: an IR expression or a mapping of metadata equalities
+        (a list value means any of them). It becomes part of the plan
+        (:meth:`Plan.narrow`): pushed into the store where the store can run it and
+        re-checked on every hit, so it holds on every store and never widens access.
         """
         started = time.perf_counter()
         with self._tracer.retrieval(subject, k) as span:

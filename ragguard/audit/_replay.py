@@ -10,7 +10,7 @@ from typing import Any, Literal
 from ragguard.audit._record import AuditRecord
 from ragguard.audit._verify import AuditEntry
 from ragguard.exceptions import StoreError
-from ragguard.policy._plan import Decision
+from ragguard.policy._plan import OUTSIDE_CALLER_FILTER, Decision
 from ragguard.policy._policy import Policy
 from ragguard.stores.base import Store, StoredChunk
 from ragguard.subject import Subject
@@ -66,7 +66,7 @@ class ReplayReport:
     not supplied (by subject id); ``attributes_changed`` the subjects whose supplied
     attributes differ from the recorded digest (replayed with the supplied ones);
     ``not_policy`` counts chunks withheld for reasons a policy cannot change
-    (provenance, malformed payload), which stay withheld.
+    (provenance, malformed payload, outside the caller's filter), which stay withheld.
     """
 
     policy_version: str
@@ -214,7 +214,9 @@ def _fetch(store: Store, ids: Sequence[str], into: dict[str, StoredChunk | None]
 
 
 def _not_a_policy_denial(reason: str | None) -> bool:
-    return bool(reason) and str(reason).startswith(("provenance:", "malformed payload"))
+    # A chunk outside the caller's where=/filter= was not asked for: no policy releases it.
+    prefixes = ("provenance:", "malformed payload", OUTSIDE_CALLER_FILTER)
+    return bool(reason) and str(reason).startswith(prefixes)
 
 
 def _replay_chunk(

@@ -162,3 +162,23 @@ def test_a_failing_store_is_a_store_error(tmp_path: Path, store: ListStore) -> N
 
     with pytest.raises(rg.StoreError, match="replay"):
         replay(path, DownStore(store.dim), NO_HR, {"alice": ALICE})
+
+
+def test_chunks_outside_the_callers_filter_stay_withheld(tmp_path: Path, store: ListStore) -> None:
+    """A chunk withheld by where= (not by the policy) is not reported as newly released:
+    the caller did not ask for it."""
+    path = tmp_path / "audit.jsonl"
+    policy = rg.Policy.from_casbin(MODEL, EVERYTHING)
+    with JsonlAuditLog(path) as audit:
+        guard = rg.Guard(policy, store, audit=audit)
+        for question in QUESTIONS:
+            guard.search(ALICE, EMBEDDER.embed_query(question), k=6, where={"dept": "hr"})
+    [denied_reasons] = [
+        {d.reason for d in entry.record.denied} for entry in list(read_audit_records(path))[:1]
+    ]
+    assert any(
+        reason and reason.startswith("outside the caller's filter") for reason in denied_reasons
+    )
+    report = replay(path, store, EVERYTHING, {"alice": ALICE})
+    assert report.changes == []
+    assert report.not_policy > 0
