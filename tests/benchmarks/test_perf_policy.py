@@ -158,10 +158,8 @@ def tenant_policy(lines: int, *, seed: int = 0) -> str:
 
 def tenant_chunks(released: bool, count: int) -> list[dict[str, Any]]:
     """Chunks tina may read (her three allowed tenants) or may not (the others)."""
-    if released:
-        tenants = ["t007", "t099", "t150"]
-    else:
-        tenants = ["t042", "t003", "t200", "t041", "t151"]  # a deny line, then no role
+    # Withheld: t042 by a deny line, the others for want of a role there.
+    tenants = ["t007", "t099", "t150"] if released else ["t042", "t003", "t200", "t041", "t151"]
     return [
         {"tenant": tenants[i % len(tenants)], "dept": f"d{i % 7}", "level": i % 4}
         for i in range(count)
