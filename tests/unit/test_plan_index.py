@@ -10,7 +10,7 @@ effect, and must word a denial's reason only when it is read.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,12 +21,7 @@ from hypothesis import strategies as st
 import ragguard as rg
 from ragguard.policy import _plan, ir
 from ragguard.policy._plan import Decision, Plan
-from ragguard.policy._predicate import (
-    LineIndex,
-    compile_check,
-    normalize_metadata,
-    unsatisfiable,
-)
+from ragguard.policy._predicate import compile_check, normalize_metadata
 from ragguard.policy._snapshot import PolicyLine
 
 TENANT_MODEL = """\
@@ -48,9 +43,7 @@ m = g(r.sub.id, p.sub, r.obj.tenant) && r.obj.tenant == p.dom && r.act == p.act
 
 
 def tenant_policy(tenants: int = 100, denies: tuple[int, ...] = ()) -> str:
-    lines = [
-        f"p, reader, t{i}, read, {'deny' if i in denies else 'allow'}" for i in range(tenants)
-    ]
+    lines = [f"p, reader, t{i}, read, {'deny' if i in denies else 'allow'}" for i in range(tenants)]
     return "\n".join([*lines, "g, tina, reader, t7"]) + "\n"
 
 
@@ -58,7 +51,7 @@ TINA = rg.Subject(id="tina")
 
 
 @pytest.fixture
-def counted_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+def counted_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts how many policy lines decide() evaluates (each line's compiled check)."""
     calls = [0]
 
@@ -72,7 +65,7 @@ def counted_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         return counted
 
     monkeypatch.setattr(_plan, "compile_check", counting)
-    yield calls
+    return calls
 
 
 def test_a_scalar_chunk_evaluates_only_the_lines_its_value_can_meet(
@@ -90,7 +83,8 @@ def test_a_scalar_chunk_evaluates_only_the_lines_its_value_can_meet(
 
     counted_checks[0] = 0
     released = plan.decide({"tenant": "t7"})
-    assert released.released and released.rule == "line 8: p, reader, t7, read, allow"
+    assert released.released
+    assert released.rule == "line 8: p, reader, t7, read, allow"
     assert counted_checks[0] == 1
 
     counted_checks[0] = 0
@@ -144,7 +138,8 @@ def test_a_list_value_meets_lines_of_every_element_in_policy_order() -> None:
     decision = plan.decide(chunk)
     # "tenant == 't7' && tenant == 't3'" holds (each with another element): line 4 is
     # the first line that holds, as Casbin (with the any-element rule) finds.
-    assert decision.released and decision.rule == "line 4: p, reader, t3, read, allow"
+    assert decision.released
+    assert decision.rule == "line 4: p, reader, t3, read, allow"
     assert oracle.enforce("tina", {}, chunk)
     assert not plan.decide({"tenant": ["t3", "t4"]}).released
     assert not oracle.enforce("tina", {}, {"tenant": ["t3", "t4"]})
@@ -207,10 +202,14 @@ def test_index_keys_follow_typed_equality() -> None:
 
 
 def test_lines_no_chunk_can_satisfy_are_never_evaluated() -> None:
+    from ragguard.policy._predicate import LineIndex, unsatisfiable
+
     empty = ir.Range("level", gt=5, lt=3)
     mixed = ir.Range("level", gt=1, lt="b")
     point = ir.Range("level", gte=3, lte=3)
-    assert unsatisfiable(empty) and unsatisfiable(mixed) and not unsatisfiable(point)
+    assert unsatisfiable(empty)
+    assert unsatisfiable(mixed)
+    assert not unsatisfiable(point)
     assert unsatisfiable(ir.Range("level", gte=3, lt=3))
     assert unsatisfiable(ir.Range("level", gt=True))
     assert unsatisfiable(ir.Or((empty, ir.And((ir.Eq("a", 1), mixed)))))
@@ -308,8 +307,7 @@ _RULES = (
     "r.obj.kind in ('a', 'b') && r.obj.n == 2",
 )
 _MATCHERS = (
-    "g(r.sub.id, p.sub, r.obj.tenant) && r.obj.tenant == p.dom && eval(p.rule)"
-    " && r.act == p.act",
+    "g(r.sub.id, p.sub, r.obj.tenant) && r.obj.tenant == p.dom && eval(p.rule) && r.act == p.act",
     "r.sub.id == p.sub && (r.obj.tenant == p.dom || p.dom == '*') && eval(p.rule)"
     " && r.act == p.act",
 )
