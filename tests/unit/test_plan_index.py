@@ -9,6 +9,7 @@ effect, and must word a denial's reason only when it is read.
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -368,10 +369,13 @@ def _linear(plan: Plan, metadata: dict[str, Any]) -> tuple[bool, str | None, str
     return False, None, plan._failure_reason(md)
 
 
+_EXAMPLES = os.environ.get("RAGGUARD_FUZZ_EXAMPLES", "").strip()
+
+
 @settings(
-    max_examples=150,
+    max_examples=int(_EXAMPLES) if _EXAMPLES else 150,
     deadline=None,
-    derandomize=True,
+    derandomize=not _EXAMPLES,  # CI: the same cases every run; long mode: fresh ones
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(_cases())
