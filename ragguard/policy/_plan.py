@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, cast
 
 from ragguard._values import MalformedValueError
 from ragguard.policy import ir
 from ragguard.policy._predicate import (
     Check,
+    LineIndex,
     compile_check,
     explain_failure,
     normalize_metadata,
@@ -40,23 +42,61 @@ def plan_kind(filter: ir.Expr) -> PlanKind:
     return "conditional"
 
 
+class _Deferred:
+    """A reason to be worded when first read (see :class:`_Reason`)."""
+
+    __slots__ = ("compute",)
+
+    def __init__(self, compute: Callable[[], str]) -> None:
+        self.compute = compute
+
+
+class _Reason:
+    """``Decision.reason``: a string, or a :class:`_Deferred` worded on first read.
+
+    Explaining why no line matched costs more than deciding it (every condition that
+    failed is rendered), and most denials are never read: the plan hands out the
+    explanation deferred and it is computed once, on first read, from the same chunk.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = "_" + name
+
+    def __get__(self, instance: object, owner: type | None = None) -> str | None:
+        if instance is None:
+            return None  # the field's default
+        value = instance.__dict__[self._slot]
+        if type(value) is _Deferred:
+            value = value.compute()
+            instance.__dict__[self._slot] = value
+        return value  # type: ignore[no-any-return]
+
+    def __set__(self, instance: object, value: str | _Deferred | None) -> None:
+        instance.__dict__[self._slot] = value
+
+
 @dataclass(frozen=True)
 class Decision:
     """The verdict on one chunk for one subject.
 
     ``rule`` names the policy line that released it (``"line 3: p, eng, read"``);
     ``reason`` says why a chunk was withheld (``"level 3 > 2 (r.sub.clearance)"``,
-    ``"missing attribute 'dept'"``, ``"deny line 7: p, ..., deny"``).
+    ``"missing attribute 'dept'"``, ``"deny line 7: p, ..., deny"``). A plan's
+    "no line matched" reason is worded when first read; equality, ``repr`` and
+    pickling use the worded text.
     """
 
     released: bool
     rule: str | None = None
-    reason: str | None = None
+    reason: _Reason = _Reason()
     policy_version: str = ""
 
     def denied(self, reason: str) -> Decision:
         """This decision turned into a denial (a later check failed)."""
         return Decision(False, self.rule, reason, self.policy_version)
+
+    def __reduce__(self) -> tuple[type[Decision], tuple[bool, str | None, str | None, str]]:
+        return (Decision, (self.released, self.rule, self.reason, self.policy_version))
 
 
 @dataclass(frozen=True)
@@ -107,14 +147,30 @@ class Plan:
     _fields: frozenset[str] = field(default=frozenset(), repr=False)
     _note: str = field(default="", repr=False)
     _narrowing: _Narrowing | None = field(default=None, repr=False)
-    _released: dict[str, Decision] = field(init=False, repr=False)
+    _lines: tuple[_Line, ...] = field(init=False, repr=False)
+    _outcomes: tuple[Decision, ...] = field(init=False, repr=False)
+    _index: LineIndex = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # One immutable "released by line N" decision per allow line, shared by every hit.
-        released = {
-            e.label: Decision(True, e.label, None, self.policy_version) for e in self._allow
-        }
-        object.__setattr__(self, "_released", released)
+        if self._narrowing is not None:
+            # A narrowed plan decides through the plan it narrows: share its lines and
+            # index instead of rebuilding them on every search with a caller's filter.
+            base = self._narrowing.base
+            for name in ("_lines", "_outcomes", "_index"):
+                object.__setattr__(self, name, getattr(base, name))
+            return
+        # decide() evaluates the deny lines, then the allow lines, each in policy order,
+        # and the first line that holds decides: any deny line that holds withholds the
+        # chunk (naming the first), else the first allow line that holds releases it.
+        # The index picks the lines that can hold on a chunk; the others are skipped.
+        lines = self._deny + self._allow
+        version = self.policy_version
+        # One immutable decision per line, shared by every hit it decides.
+        outcomes = tuple(Decision(False, None, f"deny {e.label}", version) for e in self._deny)
+        outcomes += tuple(Decision(True, e.label, None, version) for e in self._allow)
+        object.__setattr__(self, "_lines", lines)
+        object.__setattr__(self, "_outcomes", outcomes)
+        object.__setattr__(self, "_index", LineIndex([e.residual for e in lines]))
 
     @classmethod
     def build(
@@ -201,7 +257,11 @@ class Plan:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def decide(self, metadata: Mapping[str, Any] | None) -> Decision:
-        """Decide one chunk exactly, without ``casbin.enforce``."""
+        """Decide one chunk exactly, without ``casbin.enforce``.
+
+        Its cost follows the lines that can hold on this chunk
+        (:meth:`candidate_lines`), not the size of the plan.
+        """
         if self._narrowing is not None:
             return self._decide_narrowed(self._narrowing, metadata)
         version = self.policy_version
@@ -213,13 +273,26 @@ class Plan:
             md = normalize_metadata(metadata, self._fields)
         except MalformedValueError as exc:
             return Decision(False, None, f"malformed metadata: {exc}", version)
-        for entry in self._deny:
-            if entry.check(md):
-                return Decision(False, None, f"deny {entry.label}", version)
-        for entry in self._allow:
-            if entry.check(md):
-                return self._released[entry.label]
-        return Decision(False, None, self._failure_reason(md), version)
+        lines = self._lines
+        for position in self._index.candidates(md):
+            if lines[position].check(md):
+                return self._outcomes[position]
+        return Decision(False, None, _Deferred(partial(self._failure_reason, md)), version)
+
+    def candidate_lines(self, metadata: Mapping[str, Any]) -> tuple[str, ...]:
+        """The lines :meth:`decide` evaluates on this chunk, in that order.
+
+        Deny lines first, then allow lines, each in policy order; the lines left out
+        cannot hold on this chunk (an equality they require meets none of its values,
+        or no chunk satisfies them). Empty for a ``deny_all`` plan or malformed metadata.
+        """
+        if self.kind == "deny_all":
+            return ()
+        try:
+            md = normalize_metadata(metadata, self._fields)
+        except MalformedValueError:
+            return ()
+        return tuple(self._lines[p].label for p in self._index.candidates(md))
 
     def _decide_narrowed(
         self, narrowing: _Narrowing, metadata: Mapping[str, Any] | None

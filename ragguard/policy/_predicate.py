@@ -7,7 +7,7 @@ Each residual IR expression becomes a closure over the chunk's *normalized* meta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from casbin import util as casbin_util
@@ -26,10 +26,13 @@ from ragguard.policy import ir
 __all__ = [
     "MATCH_FUNCTIONS",
     "Check",
+    "LineIndex",
     "compile_check",
     "describe_condition",
     "explain_failure",
     "normalize_metadata",
+    "required_equalities",
+    "unsatisfiable",
 ]
 
 Metadata: TypeAlias = Mapping[str, object]
@@ -208,6 +211,160 @@ def _matches(
         return bool(function(value, other) if field_first else function(other, value))
     except Exception:  # any failure inside Casbin's function is "no match"
         return False
+
+
+# -- which lines can hold on a chunk ---------------------------------------------------------
+
+
+def unsatisfiable(expr: ir.Expr) -> bool:
+    """Whether no chunk at all can satisfy ``expr`` (a sound, partial test).
+
+    ``True`` only for what holds on no value whatever: ``FALSE``, an empty ``In``, a
+    ``Range`` whose bounds exclude every value or mix kinds (one element must meet all
+    bounds of one ``Range``), a conjunction with such a part, a disjunction of them.
+    Two equalities on one attribute (``tenant == 't7' && tenant == 't0'``) are *not*
+    unsatisfiable: a list ``["t0", "t7"]`` meets both, each with another element.
+    """
+    if isinstance(expr, ir.Const):
+        return not expr.value
+    if isinstance(expr, ir.In):
+        return not expr.values
+    if isinstance(expr, ir.Range):
+        return _empty_range(expr)
+    if isinstance(expr, ir.And):
+        return any(unsatisfiable(item) for item in expr.items)
+    if isinstance(expr, ir.Or):
+        return all(unsatisfiable(item) for item in expr.items)
+    return False
+
+
+def _empty_range(expr: ir.Range) -> bool:
+    bounds = expr.bounds()
+    kinds = {kind_of(bound) for _, bound in bounds}
+    if len(kinds) > 1 or not kinds <= {"number", "str"}:
+        return bool(kinds)  # booleans have no order; one element cannot be of two kinds
+    lows = [(bound, op == ">") for op, bound in bounds if op in (">", ">=")]
+    highs = [(bound, op == "<") for op, bound in bounds if op in ("<", "<=")]
+    for low, low_strict in lows:
+        for high, high_strict in highs:
+            if low > high or (low == high and (low_strict or high_strict)):  # type: ignore[operator]
+                return True
+    return False
+
+
+def required_equalities(expr: ir.Expr) -> list[ir.Eq | ir.In]:
+    """The equalities ``expr`` cannot hold without: its ``Eq``/``In`` conjuncts.
+
+    ``expr`` holds on a chunk only if, for each of them, some element of the chunk's
+    attribute equals one of its values (typed equality).
+    """
+    return [
+        item
+        for item in (expr.items if isinstance(expr, ir.And) else (expr,))
+        if isinstance(item, (ir.Eq, ir.In))
+    ]
+
+
+def _values_of(atom: ir.Eq | ir.In) -> tuple[ir.Scalar, ...]:
+    return (atom.value,) if isinstance(atom, ir.Eq) else atom.values
+
+
+_KINDS = ("str", "number", "bool")
+_Buckets: TypeAlias = dict[type, dict[Any, tuple[int, ...]]]
+
+
+class LineIndex:
+    """Which of a plan's lines can hold on a chunk, found by the chunk's values.
+
+    Built from the lines' residuals in evaluation order. A line that requires an
+    equality (:func:`required_equalities`) is filed under each value it accepts, keyed
+    by kind then value (Python's ``==`` within a kind is exactly ragguard's typed
+    equality: ``1 == 1.0``, integers compared as integers at any size, ``True`` apart
+    from ``1``, ``"1"`` apart from both); a line without one is a candidate for every
+    chunk; a line no chunk can satisfy (:func:`unsatisfiable`) for none.
+    :meth:`candidates` returns the positions to evaluate, ascending: the lines that are
+    left out are false on that chunk, so evaluating the candidates in order reaches the
+    same first true line as evaluating them all.
+    """
+
+    __slots__ = ("_always", "_single", "_tables")
+
+    def __init__(self, residuals: Sequence[ir.Expr]) -> None:
+        tables: dict[str, dict[str, dict[Any, list[int]]]] = {}
+        always: list[int] = []
+        live = [(p, r) for p, r in enumerate(residuals) if not unsatisfiable(r)]
+        options = {position: required_equalities(residual) for position, residual in live}
+        # A line is filed under one of its equalities: the one that puts the fewest lines
+        # in front of a chunk (the lines sharing it, times the values it accepts). Under
+        # g(r.sub.id, p.sub, r.obj.tenant) && r.obj.tenant == p.dom, every line of a role
+        # shares "tenant == <the role's tenant>" and only its own "tenant == p.dom".
+        shared: dict[ir.Eq | ir.In, int] = {}
+        for atoms in options.values():
+            for atom in atoms:
+                shared[atom] = shared.get(atom, 0) + 1
+        for position, _ in live:
+            atoms = options[position]
+            if not atoms:
+                always.append(position)
+                continue
+            best = min(atoms, key=lambda atom: shared[atom] * len(_values_of(atom)))
+            by_kind = tables.setdefault(best.field, {kind: {} for kind in _KINDS})
+            for value in _values_of(best):
+                kind = kind_of(value)
+                if kind in by_kind:
+                    bucket = by_kind[kind].setdefault(value, [])
+                    if not bucket or bucket[-1] != position:
+                        bucket.append(position)
+        self._always: tuple[int, ...] = tuple(always)
+        self._tables: tuple[tuple[str, _Buckets], ...] = tuple(
+            (name, _by_type({kind: _frozen(d) for kind, d in by_kind.items()}))
+            for name, by_kind in tables.items()
+        )
+        self._single = self._tables[0] if len(self._tables) == 1 else None
+
+    def candidates(self, md: Metadata) -> Sequence[int]:
+        """Positions of the lines that can hold on normalized metadata ``md``, ascending."""
+        single = self._single
+        if single is not None:
+            name, by_type = single
+            value = md[name]
+            table = by_type.get(type(value))
+            if table is not None:  # a scalar of an exact built-in type: one lookup
+                bucket = table.get(value)
+                if bucket is None:
+                    return self._always
+                return sorted(bucket + self._always) if self._always else bucket
+        return self._general(md)
+
+    def _general(self, md: Metadata) -> Sequence[int]:
+        hits: list[tuple[int, ...]] = []
+        for name, by_type in self._tables:
+            for item in elements(md[name]):
+                table = by_type.get(_TYPE_OF_KIND.get(kind_of(item), object))
+                bucket = table.get(item) if table is not None else None
+                if bucket is not None:
+                    hits.append(bucket)
+        if not hits:
+            return self._always
+        if len(hits) == 1 and not self._always:
+            return hits[0]
+        merged: set[int] = set(self._always)
+        for bucket in hits:
+            merged.update(bucket)
+        return sorted(merged)
+
+
+def _frozen(table: dict[Any, list[int]]) -> dict[Any, tuple[int, ...]]:
+    return {value: tuple(positions) for value, positions in table.items()}
+
+
+def _by_type(by_kind: dict[str, dict[Any, tuple[int, ...]]]) -> _Buckets:
+    return {
+        str: by_kind["str"],
+        int: by_kind["number"],
+        float: by_kind["number"],
+        bool: by_kind["bool"],
+    }
 
 
 _NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}

@@ -146,3 +146,29 @@ def test_renders_a_previous_run_from_json(tmp_path: Path) -> None:
     assert text.startswith("# Performance")
     assert "| pytest exit status | 0 (all passed) |" in text
     assert "| load average before / after | 0.5 / 0.7 |" in text
+
+
+def test_renders_the_tenant_lines_decision_rows() -> None:
+    """The tenant-per-line benchmark gets its own table (lines evaluated, speed-up)."""
+    report = load_script()
+    infos = [
+        {
+            "section": "tenant_decision",
+            "params": {"outcome": outcome, "policy_lines": 1000},
+            "figures": {
+                "casbin_enforce_us": 5800.0,
+                "policy_check_us": check_us,
+                "plan_lines": 1000,
+                "max_lines_evaluated": 4,
+                "released_in_sample": 20 if outcome == "released" else 0,
+                "speedup": speedup,
+            },
+            "checks": [check("decisions that differ from casbin.enforce", 0, "==", 0, True)],
+        }
+        for outcome, check_us, speedup in (("released", 1.1, 5300.0), ("denied", 2.1, 2700.0))
+    ]
+    text = report.tenant_decision_section(infos)
+    assert "| released | 1,000 | 1,000 | 4 | 5.80 | 1.10 | 5,300x |" in text
+    assert "| denied | 1,000 | 1,000 | 4 | 5.80 | 2.10 | 2,700x |" in text
+    assert "agreed on every one" in text
+    assert report.tenant_decision_section([]) == ""
