@@ -11,6 +11,9 @@ is re-checked exactly, its provenance verified, and every retrieval traced and a
     hits = guard.search(rg.Subject(id="alice", attributes={"clearance": 2}), vector, k=5)
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+
 from ragguard.audit import JsonlAuditLog
 from ragguard.budget import BudgetBackend, InMemoryBudgetBackend, ReleaseBudget
 from ragguard.exceptions import (
@@ -28,14 +31,18 @@ from ragguard.exceptions import (
     UnsupportedPolicyError,
 )
 from ragguard.guard import AuditSink, Guard, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
-from ragguard.policy._plan import Decision, Plan
-from ragguard.policy._policy import Policy
+from ragguard.policy import Decision, Plan, Policy
 from ragguard.provenance import Ingestor, ProvenanceCheck, Signer
 from ragguard.screens import PromptInjectionScreen, Screen, ScreenResult, SecretsScreen
 from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoredChunk
 from ragguard.stores.edge import EdgeStore
 from ragguard.stores.qdrant import QdrantStore
 from ragguard.subject import Subject
+
+try:
+    __version__: str = _distribution_version("ragguard")
+except PackageNotFoundError:  # pragma: no cover - imported from a source tree, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AuditError",
@@ -78,4 +85,5 @@ __all__ = [
     "Subject",
     "SubjectError",
     "UnsupportedPolicyError",
+    "__version__",
 ]

@@ -6,13 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ragguard._cli import add_command
+
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
     """Add ``demo`` to the ``ragguard`` command line."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "demo",
+        _run,
         help="run three users' questions against one guarded store and show what each gets",
         description=(
             "Build an embedded Qdrant shard from the shipped multi-tenant corpus and run "
@@ -26,7 +30,6 @@ def register(subparsers: Any) -> None:
         default=None,
         help="keep the demo shard at this path (default: a temporary directory)",
     )
-    parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ and rule (released) or the reason (withheld). Never chunk text, never query text
 The command line has ``ragguard audit verify | export | replay`` (see ``docs/audit.md``).
 """
 
-from ragguard.audit._export import export_records, parse_time, select_records, to_ocsf
+from ragguard.audit._export import export_records, to_ocsf
 from ragguard.audit._files import audit_files
 from ragguard.audit._log import JsonlAuditLog
 from ragguard.audit._record import (
@@ -50,10 +50,8 @@ __all__ = [
     "ReplayReport",
     "audit_files",
     "export_records",
-    "parse_time",
     "read_audit_records",
     "replay_audit_log",
-    "select_records",
     "to_ocsf",
     "verify_audit_log",
 ]

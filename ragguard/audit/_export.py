@@ -96,8 +96,9 @@ def export_records(entries: Iterable[AuditEntry], out: TextIO, format: ExportFor
 
     ::
 
-        entries = select_records(read_audit_records("audit.jsonl"), subject="alice")
-        export_records(entries, sys.stdout, "ocsf")
+        entries = read_audit_records("audit.jsonl")
+        alice = (entry for entry in entries if entry.record.subject_id == "alice")
+        export_records(alice, sys.stdout, "ocsf")
 
     ``jsonl`` writes each record exactly as logged (its own hash still checks);
     ``csv`` writes one row per considered chunk (a retrieval with none gets one row

@@ -9,7 +9,7 @@
 
 The HMAC key of a keyed log is read from the environment variable ``RAGGUARD_AUDIT_KEY``
 (or the one named by ``--key-env``) or from ``--key-file``, never from the command line.
-Exit codes: 0 ok, 1 the check failed (broken chain; with ``--fail-on-change``, a replay
+Exit codes (see :mod:`ragguard._cli`): 0 ok, 1 the check failed (broken chain; with ``--fail-on-change``, a replay
 that changes decisions), 2 usage error.
 """
 
@@ -24,6 +24,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from ragguard._cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliUsageError,
+    add_command,
+    add_policy_arguments,
+    json_argument,
+    load_policy,
+    subject_argument,
+)
 from ragguard.audit._export import export_records, parse_time, select_records
 from ragguard.audit._replay import replay_audit_log
 from ragguard.audit._verify import (
@@ -32,36 +42,28 @@ from ragguard.audit._verify import (
     read_audit_records,
     verify_audit_log,
 )
-from ragguard.exceptions import AuditError
-from ragguard.policy.cli import (
-    CliUsageError,
-    add_policy_arguments,
-    json_argument,
-    load_policy,
-    subject_argument,
-)
 from ragguard.subject import Subject
 
 __all__ = ["DEFAULT_KEY_ENV", "register"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 DEFAULT_KEY_ENV = "RAGGUARD_AUDIT_KEY"
 
 
 def register(subparsers: Any) -> None:
     """Add ``audit verify|export|replay`` to the ``ragguard`` command line."""
-    audit = subparsers.add_parser(
+    audit = add_command(
+        subparsers,
         "audit",
+        None,
         help="verify, export or replay the audit trail",
         description="Work with ragguard's hash-chained audit log.",
     )
-    audit.set_defaults(handler=lambda args: _missing_subcommand(audit))
     commands = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
 
-    verify = commands.add_parser(
+    verify = add_command(
+        commands,
         "verify",
+        _run_verify,
         help="check the hash chain; name the first broken record",
         description=(
             "Verify the hash chain of one or more audit files (an active log path stands "
@@ -81,10 +83,11 @@ def register(subparsers: Any) -> None:
         help="accept a chain whose oldest files were removed by retention",
     )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
-    verify.set_defaults(handler=_run_verify)
 
-    export = commands.add_parser(
+    export = add_command(
+        commands,
         "export",
+        _run_export,
         help="write records as JSONL, CSV or OCSF events",
         description=(
             "Export audit records, optionally filtered by time and subject: jsonl (records "
@@ -101,10 +104,11 @@ def register(subparsers: Any) -> None:
         "--verify", action="store_true", help="verify the chain first; export nothing if broken"
     )
     _add_key_arguments(export)
-    export.set_defaults(handler=_run_export)
 
-    replay = commands.add_parser(
+    replay = add_command(
+        commands,
         "replay",
+        _run_replay,
         help="re-decide recorded retrievals under another policy",
         description=(
             "Re-decide every chunk the recorded retrievals considered under the given "
@@ -134,7 +138,6 @@ def register(subparsers: Any) -> None:
     replay.add_argument(
         "--fail-on-change", action="store_true", help="exit 1 when any decision would change"
     )
-    replay.set_defaults(handler=_run_replay)
 
 
 def _add_key_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,11 +153,6 @@ def _add_key_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", metavar="TIME", help="records at or after (ISO 8601, UTC)")
     parser.add_argument("--until", metavar="TIME", help="records before (ISO 8601, UTC)")
-
-
-def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return EXIT_USAGE
 
 
 def _key(args: argparse.Namespace) -> bytes | None:
@@ -207,8 +205,8 @@ def _run_verify(args: argparse.Namespace) -> int:
             expect_head=args.expect_head,
             allow_partial_start=args.allow_partial_start,
         )
-    except (CliUsageError, ValueError) as exc:
-        return _usage("audit verify", exc)
+    except ValueError as exc:  # a malformed --expect-head
+        raise CliUsageError(str(exc)) from None
     if args.json:
         print(json.dumps(_verification_json(result), indent=2))
     else:
@@ -226,11 +224,8 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    try:
-        key = _key(args)
-        entries = _entries(args, subject=args.subject)
-    except CliUsageError as exc:
-        return _usage("audit export", exc)
+    key = _key(args)
+    entries = _entries(args, subject=args.subject)
     if args.verify:
         result = verify_audit_log(args.paths, key=key)
         if not result.ok:
@@ -246,10 +241,7 @@ def _run_export(args: argparse.Namespace) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except OSError as exc:
-        return _usage("audit export", CliUsageError(f"--output {args.output}: {exc}"))
-    except AuditError as exc:
-        print(f"ragguard audit export: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        raise CliUsageError(f"--output {args.output}: {exc}") from None
     if args.output is not None:
         print(f"exported {count} records to {args.output}", file=sys.stderr)
     return EXIT_OK
@@ -275,14 +267,11 @@ def _subjects(args: argparse.Namespace) -> dict[str, Subject]:
 
 
 def _run_replay(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.model, args.policy)
-        subjects = _subjects(args)
-        entries = _entries(args)
-        if not args.store.is_dir():
-            raise CliUsageError(f"--store {args.store}: no such store directory")
-    except CliUsageError as exc:
-        return _usage("audit replay", exc)
+    policy = load_policy(args.model, args.policy)
+    subjects = _subjects(args)
+    entries = _entries(args)
+    if not args.store.is_dir():
+        raise CliUsageError(f"--store {args.store}: no such store directory")
     from ragguard.stores.edge import EdgeStore
 
     store = EdgeStore.open(str(args.store))
@@ -297,8 +286,3 @@ def _run_replay(args: argparse.Namespace) -> int:
     if args.fail_on_change and report.changes:
         return EXIT_FAILED
     return EXIT_OK
-
-
-def _usage(command: str, error: Exception) -> int:
-    print(f"ragguard {command}: error: {error}", file=sys.stderr)
-    return EXIT_USAGE

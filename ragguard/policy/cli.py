@@ -11,49 +11,39 @@
 ``plan`` prints the compiled plan and the Qdrant filter the guard would push down (JSON);
 ``explain`` says whether a chunk with that metadata is released, by which policy line,
 or which condition failed, with the plan behind it. JSON arguments may also be given as
-``@path/to/file.json``. Exit codes: 0 answered (released or not), 1 the policy cannot be
-used (e.g. an unsupported construct), 2 usage error (bad arguments, unreadable files,
-malformed JSON).
+``@path/to/file.json``. Exit codes (see :mod:`ragguard._cli`): 0 answered (released or
+not), 1 the policy cannot be used (e.g. an unsupported construct), 2 usage error (bad
+arguments, unreadable files, malformed JSON).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
-from ragguard.exceptions import PolicyLoadError, SubjectError
+from ragguard._cli import (
+    EXIT_OK,
+    SUBJECT_FORMAT,
+    CliUsageError,
+    add_command,
+    add_policy_arguments,
+    json_argument,
+    load_policy,
+    subject_argument,
+)
 from ragguard.policy._plan import Plan
-from ragguard.policy._policy import Policy
 from ragguard.policy._predicate import describe_condition
-from ragguard.subject import Subject
 
-__all__ = [
-    "CliUsageError",
-    "add_policy_arguments",
-    "json_argument",
-    "load_policy",
-    "qdrant_filter_json",
-    "register",
-    "subject_argument",
-]
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-
-_SUBJECT_FORMAT = '{"id": "alice", "attributes": {"dept": "eng", "clearance": 2}}'
-
-
-class CliUsageError(Exception):
-    """Something the user typed is unusable (exit code 2)."""
+__all__ = ["qdrant_filter_json", "register"]
 
 
 def register(subparsers: Any) -> None:
     """Add ``plan`` and ``explain`` to the ``ragguard`` command line."""
-    plan = subparsers.add_parser(
+    plan = add_command(
+        subparsers,
         "plan",
+        _run_plan,
         help="print a subject's compiled plan and the Qdrant filter pushed down for it",
         description=(
             "Compile the policy for one subject and print the plan (kind, filter IR, the "
@@ -61,12 +51,13 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_policy_arguments(plan)
-    plan.add_argument("--subject", required=True, help=f"subject JSON, e.g. '{_SUBJECT_FORMAT}'")
+    plan.add_argument("--subject", required=True, help=f"subject JSON, e.g. '{SUBJECT_FORMAT}'")
     plan.add_argument("--action", default="read", help="the r.act value (default: read)")
-    plan.set_defaults(handler=_run_plan)
 
-    explain = subparsers.add_parser(
+    explain = add_command(
+        subparsers,
         "explain",
+        _run_explain,
         help="why a subject may or may not read a chunk with given metadata",
         description=(
             "Decide one chunk's metadata for one subject: released (and by which policy "
@@ -74,58 +65,12 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_policy_arguments(explain)
-    explain.add_argument("--subject", required=True, help=f"subject JSON, e.g. '{_SUBJECT_FORMAT}'")
+    explain.add_argument("--subject", required=True, help=f"subject JSON, e.g. '{SUBJECT_FORMAT}'")
     explain.add_argument(
         "--metadata", required=True, help='chunk metadata JSON, e.g. \'{"dept": "eng"}\''
     )
     explain.add_argument("--action", default="read", help="the r.act value (default: read)")
     explain.add_argument("--json", action="store_true", help="print one JSON object")
-    explain.set_defaults(handler=_run_explain)
-
-
-def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model`` and ``--policy`` (Casbin files)."""
-    parser.add_argument("--model", required=True, type=Path, help="Casbin model.conf")
-    parser.add_argument("--policy", required=True, type=Path, help="Casbin policy.csv")
-
-
-def load_policy(model: Path, policy: Path) -> Policy:
-    """Load the Casbin pair; unreadable paths are usage errors, bad content is not."""
-    for label, path in (("--model", model), ("--policy", policy)):
-        if not path.is_file():
-            raise CliUsageError(f"{label} {path}: no such file")
-    try:
-        return Policy.from_casbin(model, policy)
-    except PolicyLoadError as exc:
-        raise CliUsageError(f"cannot load the policy: {exc}") from None
-
-
-def json_argument(text: str, option: str) -> Any:
-    """Parse a JSON command-line value, or the file named by ``@path``."""
-    source = text
-    if text.startswith("@"):
-        try:
-            source = Path(text[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise CliUsageError(f"{option} {text}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(source)
-    except ValueError as exc:
-        raise CliUsageError(f"{option} is not valid JSON: {exc}") from None
-
-
-def subject_argument(text: str, option: str = "--subject") -> Subject:
-    """A :class:`Subject` from ``{"id": ..., "attributes": {...}}`` JSON."""
-    value = json_argument(text, option)
-    if not isinstance(value, dict) or "id" not in value:
-        raise CliUsageError(f"{option} must be a JSON object like {_SUBJECT_FORMAT}")
-    unknown = set(value) - {"id", "attributes"}
-    if unknown:
-        raise CliUsageError(f"{option} has unknown keys {sorted(unknown)}: use id and attributes")
-    try:
-        return Subject(id=value["id"], attributes=value.get("attributes") or {})
-    except SubjectError as exc:
-        raise CliUsageError(f"{option}: {exc}") from None
 
 
 def qdrant_filter_json(plan: Plan) -> dict[str, Any]:
@@ -158,25 +103,19 @@ def _plan_document(plan: Plan) -> dict[str, Any]:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.model, args.policy)
-        subject = subject_argument(args.subject)
-    except CliUsageError as exc:
-        return _usage("plan", exc)
+    policy = load_policy(args.model, args.policy)
+    subject = subject_argument(args.subject)
     plan = policy.plan(subject, args.action)
     print(json.dumps(_plan_document(plan), indent=2, ensure_ascii=False))
     return EXIT_OK
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.model, args.policy)
-        subject = subject_argument(args.subject)
-        metadata = json_argument(args.metadata, "--metadata")
-    except CliUsageError as exc:
-        return _usage("explain", exc)
+    policy = load_policy(args.model, args.policy)
+    subject = subject_argument(args.subject)
+    metadata = json_argument(args.metadata, "--metadata")
     if not isinstance(metadata, dict):
-        return _usage("explain", CliUsageError("--metadata must be a JSON object"))
+        raise CliUsageError("--metadata must be a JSON object")
     plan = policy.plan(subject, args.action)
     decision = plan.decide(metadata)
     document = {
@@ -205,15 +144,8 @@ def _run_explain(args: argparse.Namespace) -> int:
 
 
 def _describe_qdrant(qdrant: dict[str, Any]) -> str:
-    if qdrant.get("available") is False:
-        return "(the Qdrant translator is not part of this build)"
     if not qdrant["queried"]:
         return "(none: the store is not queried)"
     if qdrant["filter"] is None:
         return "(none: no filter)"
     return json.dumps(qdrant["filter"], ensure_ascii=False)
-
-
-def _usage(command: str, error: Exception) -> int:
-    print(f"ragguard {command}: error: {error}", file=sys.stderr)
-    return EXIT_USAGE

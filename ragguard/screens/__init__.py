@@ -15,19 +15,11 @@ the hit. With no screens the guard does no screening work. The guide, with measu
 precision and recall, is ``docs/screens-and-budgets.md``.
 """
 
-from ragguard.screens._base import (
-    CLEAN,
-    Screen,
-    ScreenAction,
-    ScreenResult,
-    run_screens,
-    screen_name,
-)
+from ragguard.screens._base import Screen, ScreenAction, ScreenResult
 from ragguard.screens._injection import PromptInjectionScreen, Signal
-from ragguard.screens._secrets import Finding, SecretsScreen, iban_valid, luhn_valid
+from ragguard.screens._secrets import Finding, SecretsScreen
 
 __all__ = [
-    "CLEAN",
     "Finding",
     "PromptInjectionScreen",
     "Screen",
@@ -35,8 +27,4 @@ __all__ = [
     "ScreenResult",
     "SecretsScreen",
     "Signal",
-    "iban_valid",
-    "luhn_valid",
-    "run_screens",
-    "screen_name",
 ]

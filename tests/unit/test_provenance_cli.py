@@ -121,11 +121,8 @@ def test_key_is_read_from_the_named_variable(
 
 def test_key_cannot_be_given_on_the_command_line(corpus: Path, tmp_path: Path) -> None:
     """There is no --key option (arguments show in ps and shell history)."""
-    with pytest.raises(SystemExit) as info:
-        main(
-            ["ingest", str(corpus), "--store", str(tmp_path / "s"), "--key-id", "k1", "--key", KEY]
-        )
-    assert info.value.code == 2
+    argv = ["ingest", str(corpus), "--store", str(tmp_path / "s"), "--key-id", "k1", "--key", KEY]
+    assert main(argv) == 2
 
 
 def test_short_key_is_a_usage_error(
