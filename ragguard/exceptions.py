@@ -17,6 +17,20 @@ Catch :class:`RagGuardError` to handle them all; catch a subclass to handle one 
 
 Every error means *nothing was released*: ragguard fails closed. Messages say what was
 wrong and what to do, and never contain chunk text, query text or key material.
+
+The rule for what is in the tree:
+
+* **Handling data raises only these.** Anything raised while ragguard works on data —
+  a subject, a query vector or ``k``, the chunks given to ``upsert`` (their ids and
+  vectors), what a store returns, policy and audit files, signatures, a budget backend
+  — is a :class:`RagGuardError` subclass, so one ``except RagGuardError`` around
+  ``guard.search``, ``store.upsert`` or ``Ingestor.ingest`` catches every failure.
+* **Programming errors in arguments stay ``TypeError`` / ``ValueError``**, as in the
+  standard library and httpx: a constructor or setting given the wrong type or an
+  out-of-range value (``Guard(policy, store=None)``, ``EdgeStore.create(dim=0)``,
+  ``HashEmbedder(dim=-1)``, ``ReleaseBudget(max_chunks=0)``, ``ScreenResult(flagged=1)``).
+  These are raised when the object is built, before any data is handled, and are
+  bugs to fix in the calling code rather than conditions to handle at run time.
 """
 
 from __future__ import annotations
@@ -66,7 +80,11 @@ class QueryError(RagGuardError):
 
 
 class StoreError(RagGuardError):
-    """The vector store raised, timed out, or returned something unusable."""
+    """The vector store raised, timed out, or returned something unusable.
+
+    Also raised before a write for data no store can hold: a vector of the wrong
+    dimension or with NaN/infinity, or an unusable chunk id.
+    """
 
 
 class ProvenanceError(RagGuardError):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from ragguard.exceptions import StoreError
 from ragguard.policy import ir
 
 __all__ = [
@@ -129,14 +130,21 @@ _ID_NAMESPACE = uuid.UUID("6f1c5a8e-3c1b-4bb8-9a53-2b7f0e8d4c11")
 
 
 def point_id(raw: str | int | None) -> str | int:
-    """The Qdrant point id for a chunk id (see :class:`Chunk`)."""
+    """The Qdrant point id for a chunk id (see :class:`Chunk`).
+
+    Raises :class:`~ragguard.StoreError` for an id no store can hold (a boolean, a
+    negative integer, any other type): it is called on data, inside ``upsert`` and
+    ``get``, where every error is in ragguard's tree.
+    """
     if raw is None:
         return str(uuid.uuid4())
-    if isinstance(raw, bool):
-        raise TypeError("a chunk id cannot be a boolean")
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise StoreError(
+            f"a chunk id must be a string or a non-negative integer, got a {type(raw).__name__}"
+        )
     if isinstance(raw, int):
         if raw < 0:
-            raise ValueError(f"integer chunk ids must be non-negative, got {raw}")
+            raise StoreError(f"integer chunk ids must be non-negative, got {raw}")
         return raw
     if raw.isdigit():
         return int(raw)
