@@ -64,7 +64,11 @@ def interleaved(
 
     if getattr(benchmark, "disabled", False):
         # pedantic() calls the target once when disabled: run every round in that call.
-        benchmark.pedantic(lambda: [one_round() for _ in range(warmup + rounds)])
+        def every_round() -> None:
+            for _ in range(warmup + rounds):
+                one_round()
+
+        benchmark.pedantic(every_round)
     else:
         benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=warmup, iterations=1)
     return {name: values[-rounds:] for name, values in samples.items()}

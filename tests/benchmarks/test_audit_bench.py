@@ -92,7 +92,7 @@ def _append_batch(log: JsonlAuditLog, retrieval: Retrieval) -> None:
 
 
 def _report(benchmark: Any, label: str, per_round: int) -> float:
-    rate = per_round / benchmark.stats.stats.mean
+    rate = per_round / float(benchmark.stats.stats.mean)
     benchmark.extra_info["records_per_second"] = round(rate)
     print(f"\n{label}: {rate:,.0f} records/s", file=sys.stderr)
     return rate

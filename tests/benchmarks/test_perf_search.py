@@ -60,7 +60,7 @@ def raw_query(
 
 def raw_query_payloads(
     store: rg.EdgeStore, vector: list[float], native_filter: qe.Filter | None
-) -> list[tuple[str, float, dict[str, Any]]]:
+) -> list[tuple[str, float, dict[str, Any] | None]]:
     """The raw query as an application uses it: the payloads read into Python (the
     text and metadata are what it queried for; qdrant-edge converts them on access)."""
     return [(str(p.id), p.score, p.payload) for p in raw_query(store, vector, native_filter)]

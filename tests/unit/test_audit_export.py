@@ -12,15 +12,8 @@ from pathlib import Path
 import pytest
 from test_audit_log import KEY, SECRET_TEXT, make_retrieval
 
-from ragguard.audit import (
-    JsonlAuditLog,
-    export_records,
-    parse_time,
-    read_audit_records,
-    select_records,
-    to_ocsf,
-)
-from ragguard.audit._export import CSV_COLUMNS
+from ragguard.audit import JsonlAuditLog, export_records, read_audit_records, to_ocsf
+from ragguard.audit._export import CSV_COLUMNS, parse_time, select_records
 
 DAY = datetime(2025, 3, 1, tzinfo=timezone.utc)
 

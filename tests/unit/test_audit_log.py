@@ -278,7 +278,12 @@ def test_fsync_policy_controls_when_records_reach_the_disk(
     calls: list[int] = []
     real_fsync = os.fsync
     log = JsonlAuditLog(tmp_path / "audit.jsonl", fsync=mode, fsync_interval=interval)  # type: ignore[arg-type]
-    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real_fsync(fd))
+
+    def counting_fsync(fd: int) -> None:
+        calls.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
     for _ in range(records):
         log.record(make_retrieval())
     assert len(calls) == expected_before_close

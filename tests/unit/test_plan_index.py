@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import ragguard as rg
 from ragguard.policy import _plan, ir
 from ragguard.policy._plan import Decision, Plan
-from ragguard.policy._predicate import compile_check, normalize_metadata
+from ragguard.policy._predicate import compile_check, explain_failure, normalize_metadata
 from ragguard.policy._snapshot import PolicyLine
 
 TENANT_MODEL = """\
@@ -102,7 +102,7 @@ def test_a_denial_is_explained_when_read_with_the_same_text(
     policy = rg.Policy.from_casbin(TENANT_MODEL, tenant_policy(100))
     plan = policy.plan(TINA)
     explained = [0]
-    original = _plan.explain_failure
+    original = explain_failure
 
     def counting(expr: ir.Expr, md: Any) -> str:
         explained[0] += 1

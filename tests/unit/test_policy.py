@@ -455,7 +455,8 @@ def test_a_user_named_like_a_role_holds_it_in_every_present_domain_only() -> Non
     assert policy.check(ALICE, {**chunk, "tenant": "initech"}).released
     assert policy.check(ALICE, {**chunk, "tenant": 7}).released
     assert policy.check(ALICE, {**chunk, "tenant": ["x"]}).released
-    for absent in ({}, {"tenant": None}, {"tenant": []}):
+    absents: tuple[dict[str, object], ...] = ({}, {"tenant": None}, {"tenant": []})
+    for absent in absents:
         decision = policy.check(ALICE, {**chunk, **absent})
         assert not decision.released
         assert "missing attribute 'tenant'" in (decision.reason or "")
