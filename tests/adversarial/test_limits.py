@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import ragguard as rg
+from ragguard.policy._snapshot import RoleGraph
 
 MODEL = """
 [request_definition]
@@ -37,7 +38,8 @@ def test_oversized_matchers_fail_at_load_time(matcher: str, message: str) -> Non
     started = time.perf_counter()
     with pytest.raises(rg.UnsupportedPolicyError, match=message) as caught:
         rg.Policy.from_casbin(MODEL.format(matcher=matcher), "p, anyone, read\n")
-    assert time.perf_counter() - started < 5
+    # Generous: these fail in ~0.03 s; a parser that backtracked would take minutes.
+    assert time.perf_counter() - started < 60
     assert len(str(caught.value)) < 400  # the message quotes an excerpt, not the input
 
 
@@ -78,8 +80,23 @@ def test_an_oversized_subject_id_is_refused() -> None:
         rg.Subject(id="a" * 5_000)
 
 
-def test_a_subject_in_many_domains_gets_one_in_filter_quickly() -> None:
-    """10,000 tenant memberships compile to one In over 10,000 tenants, in well under a second."""
+def test_a_subject_in_many_domains_gets_one_in_filter_in_linear_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """10,000 tenant memberships compile to one In over 10,000 tenants, walking each once.
+
+    Counts role-graph walks rather than timing (a timing bound breaks on a loaded
+    machine): one walk per (subject, domain) is linear; a walk per (role, domain) pair
+    or Casbin's manager scanning every role per lookup is what made this take seconds.
+    """
+    walks: list[tuple[str, str]] = []
+    walk = RoleGraph._walk
+
+    def counting(self: RoleGraph, name: str, domain: str) -> frozenset[str]:
+        walks.append((name, domain))
+        return walk(self, name, domain)
+
+    monkeypatch.setattr(RoleGraph, "_walk", counting)
     model = """
 [request_definition]
 r = sub, obj, act
@@ -94,9 +111,10 @@ m = g(r.sub.id, p.sub, r.obj.tenant) && r.act == p.act
 """
     lines = ["p, member, read"] + [f"g, alice, member, tenant{i}" for i in range(10_000)]
     policy = rg.Policy.from_casbin(model, "\n".join(lines) + "\n")
-    started = time.perf_counter()
+    walks.clear()
     plan = policy.plan(rg.Subject(id="alice"))
-    assert time.perf_counter() - started < 1.0
+    assert len(walks) == len(set(walks)) == 10_000
+    assert {name for name, _ in walks} == {"alice"}
     assert plan.kind == "conditional"
     assert policy.check(rg.Subject(id="alice"), {"tenant": "tenant9999"}).released
     assert not policy.check(rg.Subject(id="alice"), {"tenant": "tenant10000"}).released

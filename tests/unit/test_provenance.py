@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 import pickle
-import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -388,24 +387,6 @@ def test_signers_and_checks_cannot_be_pickled() -> None:
 
 
 # -- cost -----------------------------------------------------------------------------------
-
-
-def test_verifying_ten_hits_takes_well_under_a_millisecond() -> None:
-    """Ten realistic hits (1 kB text, 8 fields + tag) verify in far less than 1 ms."""
-    signer = Signer(key=KEY, key_id="k1")
-    check = ProvenanceCheck(keys={"k1": KEY})
-    hits = []
-    for index in range(10):
-        text = f"chunk {index}: " + "lorem ipsum dolor sit amet " * 40
-        metadata = {**METADATA, "doc_id": f"doc-{index}", "chunk_index": index, "score": 0.5}
-        hits.append((text, signer.sign(text, metadata, doc_id=f"doc-{index}")))
-    best = math.inf
-    for _ in range(50):
-        started = time.perf_counter()
-        verdicts = [check.verify(text, metadata) for text, metadata in hits]
-        best = min(best, time.perf_counter() - started)
-    assert all(verdict.status == "verified" for verdict in verdicts)
-    assert best < 0.001
 
 
 def test_check_is_a_provenance_verifier() -> None:
