@@ -124,12 +124,31 @@ def test_a_missed_target_is_reported_as_missed() -> None:
     )
     assert "| guard / raw (bob, 10,000) | 2.30 | <= 1.25 | **NO** |" in text
     assert "| enforce / predicate (alice) | 1,700 | >= 100 | yes |" in text
-    assert "**Search overhead: target missed** (guard/raw 2.30-2.30x)" in text
+    assert "**Search overhead: target 1.25x missed** (guard/raw 2.30-2.30x)" in text
     assert "2 of 3 checks met." in text
     assert "| CPU | Test CPU |" in text
     assert "| alice | 26 | 67.0 | 39.0 | 40.0 | 1,700x |" in text
     assert "| 0.05% | 5 | top-k then filter | 0 | 0 | 0.4 |" in text
     assert "| test_audit_bench.py | test_other | 123 |" in text
+
+
+def test_the_overhead_target_is_read_from_the_run_not_retyped() -> None:
+    """The reading states the target the benchmark checked, and its verdict, from the JSON."""
+    report = load_script()
+    data = results()
+    [info] = [b["extra_info"] for b in data["benchmarks"] if b["name"] == "test_overhead"]
+    info["checks"] = [check("guard / raw (bob, 10,000)", 2.3, "<=", 3.0, True)]
+    text = report.render(
+        data,
+        status=0,
+        duration_s=1.0,
+        loads=("0", "0"),
+        host={"CPU": "Test CPU"},
+        packages={"ragguard": "0.1.0"},
+    )
+    assert "**Search overhead: target 3.00x met** (guard/raw 2.30-2.30x)" in text
+    assert "1.25" not in text
+    assert "2.15-2.43x" not in text  # a past figure this run did not compute
 
 
 def test_renders_a_previous_run_from_json(tmp_path: Path) -> None:
