@@ -364,14 +364,14 @@ def _or_fn(parts: list[BoolFn]) -> BoolFn:
 def _field_atom(op: str, name: str, known: object, *, field_on_left: bool, origin: str) -> ir.Expr:
     """The residual of ``field <op> known`` (or ``known <op> field``).
 
-    ``r.obj.f in K`` and ``K in r.obj.f`` both mean "some element of the attribute
-    equals some element of K", which is ``In(f, K)``.
+    ``in`` is Casbin's (Python's) ``in``, see :func:`_membership`.
     """
+    if op in ("in", "not in"):
+        atom = _membership(name, known, field_on_left=field_on_left)
+        return atom if op == "in" else ir.not_(atom)
     values: list[ir.Scalar] = [v for v in elements(known) if isinstance(v, (str, int, float, bool))]
-    if op in ("==", "in"):
+    if op == "==":
         return ir.in_(name, values)
-    if op == "not in":
-        return ir.not_(ir.in_(name, values))
     if op == "!=":
         if not values:
             return ir.FALSE
@@ -385,6 +385,25 @@ def _field_atom(op: str, name: str, known: object, *, field_on_left: bool, origi
         if not isinstance(value, bool)  # booleans have no order: the comparison is false
     ]
     return ir.or_(*ranges)
+
+
+def _membership(name: str, known: object, *, field_on_left: bool) -> ir.Expr:
+    """``field in known`` or ``known in field``, as :func:`ragguard._values.contains`.
+
+    A known string on the right is substring containment (``Within``); a known list or
+    other value on the right is element equality (``In``). A chunk attribute on the
+    right is a string or a list only per chunk: each known string is ``Contains``
+    (substring of a string attribute, element of a list), other known values ``In``
+    (a number is never in a string).
+    """
+    values: list[ir.Scalar] = [v for v in elements(known) if isinstance(v, (str, int, float, bool))]
+    if field_on_left:
+        if isinstance(known, str):
+            return ir.Within(name, known)
+        return ir.in_(name, values)
+    texts = [v for v in values if isinstance(v, str)]
+    others = [v for v in values if not isinstance(v, str)]
+    return ir.or_(ir.in_(name, others), *(ir.Contains(name, text) for text in texts))
 
 
 def _role_call(graph: RoleGraph, args: list[object], env: Env) -> ir.Expr:
