@@ -57,7 +57,11 @@ def normalize_metadata(metadata: Mapping[str, Any], fields: frozenset[str]) -> d
     for name in fields:
         value = metadata.get(name)
         kind = type(value)
-        if kind is str or kind is bool or (kind is int and value.bit_length() <= MAX_INT_BITS):
+        if (
+            kind is str
+            or kind is bool
+            or (type(value) is int and value.bit_length() <= MAX_INT_BITS)
+        ):
             out[name] = value  # already normal: skip the general path (and its message)
         else:
             out[name] = normalize_value(value, where=f"metadata attribute {name!r}")
@@ -197,16 +201,10 @@ def _contains_check(expr: ir.Contains) -> Check:
     name, text = expr.field, expr.text
 
     def check(md: Metadata) -> bool:
-        value = md[name]
-        kind = type(value)
-        if kind is str:
-            return text in value
-        if kind is tuple:
-            for item in value:
-                if kind_of(item) == "str" and item == text:
-                    return True
-            return False
-        return kind_of(value) == "str" and text in value  # a str subclass; else never
+        value: Any = md[name]
+        if type(value) is tuple:
+            return any(kind_of(item) == "str" and item == text for item in value)
+        return kind_of(value) == "str" and text in value  # a number is never in it
 
     return check
 
@@ -216,13 +214,11 @@ def _within_check(expr: ir.Within) -> Check:
     name, text = expr.field, expr.text
 
     def check(md: Metadata) -> bool:
-        value = md[name]
+        value: Any = md[name]
         if type(value) is str:
             return value in text
-        for item in elements(value):
-            if kind_of(item) == "str" and item in text:
-                return True
-        return False
+        items: tuple[Any, ...] = elements(value)
+        return any(kind_of(item) == "str" and item in text for item in items)
 
     return check
 

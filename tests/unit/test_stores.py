@@ -250,7 +250,7 @@ def test_big_number_equalities_are_exact_or_relaxed_on_every_pair(
     backend = backends[name]
     payloads: list[Any] = [*_BIG_NUMBERS, True, 1, [2**53 + 1, 5], "2"]
     ids = [next(_ids) for _ in payloads]
-    by_id = {str(i): {field: value for field in FIELDS} for i, value in zip(ids, payloads)}
+    by_id = {str(i): dict.fromkeys(FIELDS, value) for i, value in zip(ids, payloads, strict=True)}
     backend.store.upsert(
         rg.Chunk(text="t", metadata=md, vector=[1.0] * DIM, id=int(i)) for i, md in by_id.items()
     )
