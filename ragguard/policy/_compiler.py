@@ -23,7 +23,7 @@ import simpleeval
 from casbin import util as casbin_util
 from casbin.util import builtin_operators
 
-from ragguard._values import ABSENT, compare, elements
+from ragguard._values import ABSENT, MAX_INT_BITS, compare, elements
 from ragguard.exceptions import PolicyError, PolicyLoadError, SubjectError, UnsupportedPolicyError
 from ragguard.policy import ir
 from ragguard.policy._predicate import MATCH_FUNCTIONS
@@ -266,6 +266,8 @@ class MatcherProgram:
     def _value(self, node: ast.expr) -> ValueFn:
         if isinstance(node, ast.Constant):
             value = node.value
+            if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+                raise self._unsupported_literal(node)
             if isinstance(value, (bool, str, int, float)):
                 return lambda env: value
             raise self._unsupported(node, "unsupported literal")
@@ -276,6 +278,11 @@ class MatcherProgram:
             and isinstance(node.operand.value, (int, float))
             and not isinstance(node.operand.value, bool)
         ):
+            if (
+                isinstance(node.operand.value, int)
+                and node.operand.value.bit_length() > MAX_INT_BITS
+            ):
+                raise self._unsupported_literal(node)
             number = -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
             return lambda env: number
         if isinstance(node, ast.Name):
@@ -319,6 +326,12 @@ class MatcherProgram:
         raise self._unsupported(node, "unsupported expression")
 
     # -- static helpers ------------------------------------------------------------
+
+    def _unsupported_literal(self, node: ast.expr) -> UnsupportedPolicyError:
+        return UnsupportedPolicyError(
+            f"{self.where}: an integer literal of more than {MAX_INT_BITS} bits (about "
+            "4,000 digits), which no metadata value can equal"
+        )
 
     def _check_attribute_name(self, node: ast.Attribute) -> None:
         """Refuse the attribute names Casbin's evaluator (simpleeval) refuses to read.

@@ -242,6 +242,14 @@ def test_integers_too_long_to_print_are_malformed() -> None:
         rg.Subject(id="a", attributes={"big": 10**5000})
 
 
+def test_an_integer_literal_too_long_to_print_is_refused_at_load() -> None:
+    """A hex literal parses at any length, but Python cannot print it in decimal."""
+    with pytest.raises(rg.UnsupportedPolicyError, match="bits"):
+        rg.Policy.from_casbin(_model("r.obj.a == 0x" + "f" * 4000), "p, x, y, read")
+    with pytest.raises(rg.UnsupportedPolicyError, match="bits"):
+        rg.Policy.from_casbin(_model("r.obj.a >= -0x" + "f" * 4000), "p, x, y, read")
+
+
 def test_a_key_match4_pattern_with_its_own_group_is_refused() -> None:
     pattern = "/u/(x)/{id}"
     model = _model("keyMatch4(r.sub.path, p.obj) && r.act == p.act")
