@@ -9,6 +9,10 @@ that the pushed-down Qdrant filter and the Python predicate agree exactly:
 * an absent attribute, ``None`` and an empty list are *absent*: every comparison with an
   absent value is false, under every operator, including ``!=``.
 * a list matches when any element matches (Qdrant's array semantics).
+* ``x in s`` with a *string* ``s`` on the right is substring containment, as in Casbin
+  (Python): ``"ng" in "eng"`` holds; only string elements of ``x`` can be contained.
+  With a list (or any other value) on the right, ``in`` is element equality.
+* integers compare as integers, never through ``float``: ``2**53 + 1 != 2**53``.
 * a nested object (dict), a list holding non-scalars, or a non-finite float is malformed:
   the chunk is denied.
 """
@@ -54,6 +58,12 @@ ORDERING_OPERATORS: Final = {
 }
 
 
+MAX_INT_BITS: Final = 13_288
+"""Integers longer than this (about 4,000 decimal digits) are malformed: Python refuses
+to print or parse them (``sys.get_int_max_str_digits``), so no reason, digest or JSON
+could name them."""
+
+
 class MalformedValueError(ValueError):
     """A metadata value that ragguard refuses to decide on (nested object, NaN, ...)."""
 
@@ -95,13 +105,12 @@ def normalize_value(value: object, *, where: str) -> object:
     Raises :class:`MalformedValueError` (naming ``where``) for anything else.
     """
     kind = type(value)
-    if kind is str or kind is int or kind is bool:
+    if kind is str or kind is bool:
         return value
     if value is None:
         return ABSENT
     if isinstance(value, SCALAR_TYPES):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise MalformedValueError(f"{where} is {value!r}; only finite numbers are allowed")
+        _check_number(value, where)
         return value
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
         items: list[object] = []
@@ -113,15 +122,22 @@ def normalize_value(value: object, *, where: str) -> object:
                     f"{where} holds a {type(item).__name__}; lists may hold only "
                     "strings, numbers and booleans"
                 )
-            if isinstance(item, float) and not math.isfinite(item):
-                raise MalformedValueError(
-                    f"{where} holds {item!r}; only finite numbers are allowed"
-                )
+            _check_number(item, f"{where} holds a value that")
             items.append(item)
         return tuple(items) if items else ABSENT
     raise MalformedValueError(
         f"{where} is a {type(value).__name__}; expected a string, number, boolean or a list of them"
     )
+
+
+def _check_number(value: object, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MalformedValueError(f"{where} is {value!r}; only finite numbers are allowed")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+        raise MalformedValueError(
+            f"{where} is an integer of {value.bit_length()} bits; integers may have at most "
+            f"{MAX_INT_BITS} bits (about 4,000 digits)"
+        )
 
 
 def elements(value: object) -> tuple[object, ...]:
@@ -133,16 +149,36 @@ def elements(value: object) -> tuple[object, ...]:
     return (value,)
 
 
+def contains(container: object, item: object) -> bool:
+    """``item in container`` on normalized values, as Casbin evaluates it.
+
+    A string container: some string element of ``item`` is a substring of it (Python's
+    ``str.__contains__``; a number or boolean is never in a string). Any other
+    container (a list, a number, a boolean): some element of ``item`` equals some
+    element of the container. Absent on either side: false.
+    """
+    items = elements(item)
+    if not items or container is ABSENT:
+        return False
+    if kind_of(container) == "str":
+        text: Any = container
+        return any(kind_of(a) == "str" and a in text for a in items)
+    return any(scalar_equal(a, b) for a in items for b in elements(container))
+
+
 def compare(op: str, left: object, right: object) -> bool:
     """``left <op> right`` on normalized values (see the module docstring).
 
-    ``op`` is one of ``== != < <= > >= in``; ``in`` tests ``left`` against the elements
-    of ``right``, which for scalars is equality. Absent on either side: false.
+    ``op`` is one of ``== != < <= > >= in``; ``in`` is :func:`contains` (substring
+    containment when ``right`` is a string, element equality otherwise). Absent on
+    either side: false.
     """
+    if op == "in":
+        return contains(right, left)
     lefts, rights = elements(left), elements(right)
     if not lefts or not rights:
         return False
-    if op in ("==", "in"):
+    if op == "==":
         return any(scalar_equal(a, b) for a in lefts for b in rights)
     if op == "!=":
         return not any(scalar_equal(a, b) for a in lefts for b in rights)

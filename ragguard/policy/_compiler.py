@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+import simpleeval
 from casbin import util as casbin_util
+from casbin.util import builtin_operators
 
-from ragguard._values import ABSENT, compare, elements
+from ragguard._values import ABSENT, MAX_INT_BITS, compare, elements
 from ragguard.exceptions import PolicyError, PolicyLoadError, SubjectError, UnsupportedPolicyError
 from ragguard.policy import ir
 from ragguard.policy._predicate import MATCH_FUNCTIONS
@@ -53,6 +55,7 @@ _COMPARE_OPS: dict[type[ast.cmpop], str] = {
 }
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _RANGE_BOUND = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
+_KEY_MATCH4_TOKEN: re.Pattern[str] = builtin_operators.KEY_MATCH4_PATTERN
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +266,8 @@ class MatcherProgram:
     def _value(self, node: ast.expr) -> ValueFn:
         if isinstance(node, ast.Constant):
             value = node.value
+            if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+                raise self._unsupported_literal(node)
             if isinstance(value, (bool, str, int, float)):
                 return lambda env: value
             raise self._unsupported(node, "unsupported literal")
@@ -273,6 +278,11 @@ class MatcherProgram:
             and isinstance(node.operand.value, (int, float))
             and not isinstance(node.operand.value, bool)
         ):
+            if (
+                isinstance(node.operand.value, int)
+                and node.operand.value.bit_length() > MAX_INT_BITS
+            ):
+                raise self._unsupported_literal(node)
             number = -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
             return lambda env: number
         if isinstance(node, ast.Name):
@@ -291,6 +301,8 @@ class MatcherProgram:
             if not isinstance(base, ast.Name):
                 raise self._unsupported(node, "only one level of attribute access is supported")
             attr = node.attr
+            if base.id in (self._sub, self._obj):
+                self._check_attribute_name(node)
             if base.id == self._sub:
                 if attr == "id":
                     return lambda env: env.subject.id
@@ -314,6 +326,30 @@ class MatcherProgram:
         raise self._unsupported(node, "unsupported expression")
 
     # -- static helpers ------------------------------------------------------------
+
+    def _unsupported_literal(self, node: ast.expr) -> UnsupportedPolicyError:
+        return UnsupportedPolicyError(
+            f"{self.where}: an integer literal of more than {MAX_INT_BITS} bits (about "
+            "4,000 digits), which no metadata value can equal"
+        )
+
+    def _check_attribute_name(self, node: ast.Attribute) -> None:
+        """Refuse the attribute names Casbin's evaluator (simpleeval) refuses to read.
+
+        ``casbin.enforce`` raises on every request whose matcher reads ``r.obj.format``,
+        ``r.obj._owner``, ``r.obj.func_area`` ... so such a policy grants nothing there.
+        The lists are simpleeval's own (``DISALLOW_PREFIXES``, ``DISALLOW_METHODS``).
+        """
+        name = node.attr
+        prefix = next((p for p in simpleeval.DISALLOW_PREFIXES if name.startswith(p)), None)
+        if prefix is not None or name in simpleeval.DISALLOW_METHODS:
+            why = f"starts with {prefix!r}" if prefix is not None else "is a reserved method name"
+            raise self._unsupported(
+                node,
+                f"attribute {name!r} {why}, which Casbin's expression evaluator (simpleeval) "
+                "refuses to read, so casbin.enforce fails on every request; rename the "
+                "attribute",
+            )
 
     def _is_subject_attribute(self, node: ast.expr) -> bool:
         return (
@@ -364,14 +400,14 @@ def _or_fn(parts: list[BoolFn]) -> BoolFn:
 def _field_atom(op: str, name: str, known: object, *, field_on_left: bool, origin: str) -> ir.Expr:
     """The residual of ``field <op> known`` (or ``known <op> field``).
 
-    ``r.obj.f in K`` and ``K in r.obj.f`` both mean "some element of the attribute
-    equals some element of K", which is ``In(f, K)``.
+    ``in`` is Casbin's (Python's) ``in``, see :func:`_membership`.
     """
+    if op in ("in", "not in"):
+        atom = _membership(name, known, field_on_left=field_on_left)
+        return atom if op == "in" else ir.not_(atom)
     values: list[ir.Scalar] = [v for v in elements(known) if isinstance(v, (str, int, float, bool))]
-    if op in ("==", "in"):
+    if op == "==":
         return ir.in_(name, values)
-    if op == "not in":
-        return ir.not_(ir.in_(name, values))
     if op == "!=":
         if not values:
             return ir.FALSE
@@ -387,6 +423,25 @@ def _field_atom(op: str, name: str, known: object, *, field_on_left: bool, origi
     return ir.or_(*ranges)
 
 
+def _membership(name: str, known: object, *, field_on_left: bool) -> ir.Expr:
+    """``field in known`` or ``known in field``, as :func:`ragguard._values.contains`.
+
+    A known string on the right is substring containment (``Within``); a known list or
+    other value on the right is element equality (``In``). A chunk attribute on the
+    right is a string or a list only per chunk: each known string is ``Contains``
+    (substring of a string attribute, element of a list), other known values ``In``
+    (a number is never in a string).
+    """
+    values: list[ir.Scalar] = [v for v in elements(known) if isinstance(v, (str, int, float, bool))]
+    if field_on_left:
+        if isinstance(known, str):
+            return ir.Within(name, known)
+        return ir.in_(name, values)
+    texts = [v for v in values if isinstance(v, str)]
+    others = [v for v in values if not isinstance(v, str)]
+    return ir.or_(ir.in_(name, others), *(ir.Contains(name, text) for text in texts))
+
+
 def _role_call(graph: RoleGraph, args: list[object], env: Env) -> ir.Expr:
     """``g(a, b[, domain])`` with at most one chunk attribute among the arguments."""
     key = (graph.name, *[a if not isinstance(a, FieldRef) else ("field", a.name) for a in args])
@@ -399,8 +454,16 @@ def _role_call(graph: RoleGraph, args: list[object], env: Env) -> ir.Expr:
 
 
 def _role_call_uncached(graph: RoleGraph, args: list[object]) -> ir.Expr:
+    """The residual of one role call; never enumerates pairs of the known arguments.
+
+    Known arguments may be lists (any element) and must be strings to name a role, so a
+    call stands for every combination of their elements. Rather than trying each
+    combination (4,096 groups by 4,096 domains is 16 million ``has_link`` calls), each
+    known user asks the graph once per domain in which it has links of its own
+    (``has_link(u, b, d)`` with ``b != u`` needs one): the work grows with the links
+    the users have, not with the product of the lists.
+    """
     field_positions = [i for i, a in enumerate(args) if isinstance(a, FieldRef)]
-    # Known arguments may be lists (any element) and must be strings to name a role.
     known_choices: list[list[str]] = []
     for arg in args:
         if isinstance(arg, FieldRef):
@@ -410,12 +473,12 @@ def _role_call_uncached(graph: RoleGraph, args: list[object]) -> ir.Expr:
     # Casbin's has_link(x, x[, domain]) holds before it looks at the domain: any present
     # domain value will do (a string, a number, a list); an absent one names none.
     self_link_holds = len(args) == 2 or isinstance(args[2], FieldRef) or bool(elements(args[2]))
+    domains = set(known_choices[2]) if len(args) == 3 else None
     if not field_positions:
-        if self_link_holds and set(known_choices[0]) & set(known_choices[1]):
+        users, roles = known_choices[0], set(known_choices[1])
+        if self_link_holds and roles.intersection(users):
             return ir.TRUE
-        return (
-            ir.TRUE if any(graph.has_link(*combo) for combo in _combos(known_choices)) else ir.FALSE
-        )
+        return ir.TRUE if any(_roles_of(graph, u, domains) & roles for u in users) else ir.FALSE
     position = field_positions[0]
     ref = args[position]
     assert isinstance(ref, FieldRef)
@@ -424,38 +487,48 @@ def _role_call_uncached(graph: RoleGraph, args: list[object]) -> ir.Expr:
             return ir.FALSE
         # g(x, x, domain) holds in every domain, but a chunk without the attribute names
         # no domain (absent compares false): "the attribute exists", not TRUE.
-        if set(known_choices[0]) & set(known_choices[1]):
+        roles = set(known_choices[1])
+        if roles.intersection(known_choices[0]):
             return ir.Exists(ref.name)
         # Otherwise a domain can only qualify if the user has a link of its own there.
-        candidates: set[str] = set()
-        for user in known_choices[0]:
-            candidates |= graph.domains_of(user)
-        allowed: list[str] = []
-    else:
-        other = known_choices[1 - position]
-        if not other:
-            return ir.FALSE
-        allowed = list(other) if self_link_holds else []  # g(x, x[, domain])
-        if len(args) == 3 and not known_choices[2]:
-            return ir.in_(ref.name, allowed)  # no string domain: only the self-link
-        candidates = set(graph.names)
-    for candidate in sorted(candidates):
-        for combo in _combos(
-            [*known_choices[:position], [candidate], *known_choices[position + 1 :]]
-        ):
-            if graph.has_link(*combo):
-                allowed.append(candidate)
-                break
+        allowed_domains = {
+            domain
+            for user in known_choices[0]
+            for domain in graph.domains_of(user)
+            if graph.reachable(user, domain) & roles
+        }
+        return ir.in_(ref.name, sorted(allowed_domains))
+    other = known_choices[1 - position]
+    if not other:
+        return ir.FALSE
+    allowed = list(other) if self_link_holds else []  # g(x, x[, domain])
+    if domains is not None and not domains:
+        return ir.in_(ref.name, allowed)  # no string domain: only the self-link
+    if position == 1:  # g(user, r.obj.x[, domain]): every role a user reaches
+        for user in other:
+            allowed.extend(_roles_of(graph, user, domains) - {user})
+    else:  # g(r.obj.x, role[, domain]): every name that reaches a role
+        roles = set(other)
+        allowed.extend(
+            name
+            for name in graph.names
+            if name not in roles and _roles_of(graph, name, domains) & roles
+        )
     return ir.in_(ref.name, allowed)
 
 
-def _combos(choices: list[list[str]]) -> Iterator[tuple[str, ...]]:
-    if not choices:
-        yield ()
-        return
-    for head in choices[0]:
-        for tail in _combos(choices[1:]):
-            yield (head, *tail)
+def _roles_of(graph: RoleGraph, user: str, domains: set[str] | None) -> frozenset[str]:
+    """Every role ``user`` reaches in any of ``domains`` (``None``: a graph without
+    domains), not counting the self-link; one graph lookup per domain the user has
+    links in, never one per requested domain."""
+    if domains is None:
+        return graph.reachable(user) - {user}
+    found: set[str] = set()
+    for domain in graph.domains_of(user):
+        if domain in domains:
+            found |= graph.reachable(user, domain)
+    found.discard(user)
+    return frozenset(found)
 
 
 def _match_call(
@@ -480,7 +553,11 @@ def _match_call(
         for b in elements(pattern):
             if isinstance(a, str) and isinstance(b, str):
                 check_pattern(name, b, where)
-                if function(a, b):
+                try:
+                    matched = function(a, b)
+                except Exception as exc:  # Casbin's functions raise plain Exceptions
+                    raise PolicyError(f"{where}: {name}() fails on pattern {b!r}: {exc}") from None
+                if matched:
                     return ir.TRUE
     return ir.FALSE
 
@@ -493,8 +570,23 @@ def check_pattern(
     never escapes from a search."""
     try:
         MATCH_FUNCTIONS[name]("", pattern)
+        groups = _key_match4_surplus_groups(pattern) if name == "keyMatch4" else 0
     except re.error as exc:
         raise error(f"{where}: invalid regular expression {pattern!r} in {name}(): {exc}") from None
+    if groups:
+        raise error(
+            f"{where}: the pattern {pattern!r} of keyMatch4() has a group of its own in "
+            "parentheses; Casbin's keyMatch4 raises an error whenever such a pattern matches"
+        )
+
+
+def _key_match4_surplus_groups(pattern: str) -> int:
+    """Regular-expression groups in a keyMatch4 pattern besides its ``{name}`` tokens
+    (Casbin counts the groups of a match against the tokens and raises on a mismatch)."""
+    expanded = pattern.replace("/*", "/.*")
+    tokens = len(_KEY_MATCH4_TOKEN.findall(expanded))
+    regex = re.compile("^" + _KEY_MATCH4_TOKEN.sub("([^/]+)", expanded) + "$")
+    return regex.groups - tokens
 
 
 def check_policy_patterns(

@@ -30,7 +30,19 @@ OUTSIDE_CALLER_FILTER = "outside the caller's filter"
 
 
 # The node classes of ir.Expr (a Union, which isinstance cannot take directly).
-EXPR_TYPES = (ir.Const, ir.Eq, ir.In, ir.Range, ir.Exists, ir.Match, ir.Not, ir.And, ir.Or)
+EXPR_TYPES = (
+    ir.Const,
+    ir.Eq,
+    ir.In,
+    ir.Range,
+    ir.Exists,
+    ir.Match,
+    ir.Contains,
+    ir.Within,
+    ir.Not,
+    ir.And,
+    ir.Or,
+)
 
 
 def plan_kind(filter: ir.Expr) -> PlanKind:

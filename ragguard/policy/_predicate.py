@@ -14,6 +14,7 @@ from casbin import util as casbin_util
 
 from ragguard._values import (
     ABSENT,
+    MAX_INT_BITS,
     ORDERING_OPERATORS,
     describe,
     elements,
@@ -56,7 +57,11 @@ def normalize_metadata(metadata: Mapping[str, Any], fields: frozenset[str]) -> d
     for name in fields:
         value = metadata.get(name)
         kind = type(value)
-        if kind is str or kind is int or kind is bool:
+        if (
+            kind is str
+            or kind is bool
+            or (type(value) is int and value.bit_length() <= MAX_INT_BITS)
+        ):
             out[name] = value  # already normal: skip the general path (and its message)
         else:
             out[name] = normalize_value(value, where=f"metadata attribute {name!r}")
@@ -99,6 +104,10 @@ def _compile(expr: ir.Expr, shared: dict[ir.Expr, Check]) -> Check:
         return lambda md: md[name] is not ABSENT
     if isinstance(expr, ir.Range):
         return _range_check(expr)
+    if isinstance(expr, ir.Contains):
+        return _contains_check(expr)
+    if isinstance(expr, ir.Within):
+        return _within_check(expr)
     return _match_check(expr)
 
 
@@ -183,6 +192,33 @@ def _range_check(expr: ir.Range) -> Check:
         if type(value) is tuple:
             return any(within(item) for item in value)
         return within(value)
+
+    return check
+
+
+def _contains_check(expr: ir.Contains) -> Check:
+    """``text in value``: a substring of a string, an element of a list (Casbin's ``in``)."""
+    name, text = expr.field, expr.text
+
+    def check(md: Metadata) -> bool:
+        value: Any = md[name]
+        if type(value) is tuple:
+            return any(kind_of(item) == "str" and item == text for item in value)
+        return kind_of(value) == "str" and text in value  # a number is never in it
+
+    return check
+
+
+def _within_check(expr: ir.Within) -> Check:
+    """``value in text``: some string element of the value is a substring of ``text``."""
+    name, text = expr.field, expr.text
+
+    def check(md: Metadata) -> bool:
+        value: Any = md[name]
+        if type(value) is str:
+            return value in text
+        items: tuple[Any, ...] = elements(value)
+        return any(kind_of(item) == "str" and item in text for item in items)
 
     return check
 
@@ -406,6 +442,10 @@ def explain_failure(expr: ir.Expr, md: Metadata) -> str:
         return f"{expr.field} {shown} is out of range"
     if isinstance(expr, ir.Exists):
         return f"missing attribute {expr.field!r}"
+    if isinstance(expr, ir.Contains):
+        return f"{expr.field} {shown} does not contain {describe(expr.text)}"
+    if isinstance(expr, ir.Within):
+        return f"{expr.field} {shown} is not within {describe(expr.text)}"
     return f"{expr.field} {shown} does not match {expr.function}({expr.other!r})"
 
 
@@ -427,6 +467,10 @@ def describe_condition(expr: ir.Expr) -> str:
         return " && ".join(f"{expr.field} {op} {describe(v)}" for op, v in expr.bounds())
     if isinstance(expr, ir.Exists):
         return f"{expr.field} exists"
+    if isinstance(expr, ir.Contains):
+        return f"{describe(expr.text)} in {expr.field}"
+    if isinstance(expr, ir.Within):
+        return f"{expr.field} in {describe(expr.text)}"
     return f"{expr.function}({expr.field}, {expr.other!r})"
 
 

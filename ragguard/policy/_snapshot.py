@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import casbin
+from casbin.constant import constants as casbin_constants
 
 from ragguard.exceptions import PolicyLoadError, UnsupportedPolicyError
 
@@ -25,8 +26,47 @@ _REACHABLE_CACHE_SIZE = 65_536
 
 EffectKind = Literal["allow", "allow_and_no_deny"]
 
-_ALLOW_EFFECT = "some(where(p_eft==allow))"
-_ALLOW_AND_NO_DENY_EFFECT = "some(where(p_eft==allow))&&!some(where(p_eft==deny))"
+_EFFECTS: dict[str, EffectKind] = {
+    casbin_constants.ALLOW_OVERRIDE_EFFECT: "allow",
+    casbin_constants.ALLOW_AND_DENY_EFFECT: "allow_and_no_deny",
+}
+_CASBIN_EFFECTS = (
+    casbin_constants.ALLOW_OVERRIDE_EFFECT,
+    casbin_constants.DENY_OVERRIDE_EFFECT,
+    casbin_constants.ALLOW_AND_DENY_EFFECT,
+    casbin_constants.PRIORITY_EFFECT,
+    casbin_constants.SUBJECT_PRIORITY_EFFECT,
+)
+
+
+def effect_kind(effect_text: str, where: str) -> EffectKind:
+    """The effect a model's ``e`` text selects, compared as Casbin compares it: exactly.
+
+    pycasbin picks its effector by string equality (``casbin.effect.get_effector``), so
+    ``some(where(p.eft==allow))`` is no effect at all to Casbin (it raises "unsupported
+    effect"): :class:`PolicyLoadError`. Effects Casbin runs but ragguard does not compile
+    (deny-override, priority): :class:`UnsupportedPolicyError`.
+    """
+    shown = effect_text.replace("p_", "p.")
+    effect = _EFFECTS.get(effect_text)
+    if effect is not None:
+        return effect
+    if effect_text in _CASBIN_EFFECTS:
+        raise UnsupportedPolicyError(
+            f"policy effect {shown!r} is not supported; use "
+            "'some(where (p.eft == allow))' or "
+            "'some(where (p.eft == allow)) && !some(where (p.eft == deny))'"
+        )
+    near = [
+        text
+        for text in _CASBIN_EFFECTS
+        if re.sub(r"\s+", "", text) == re.sub(r"\s+", "", effect_text)
+    ]
+    hint = f"; write it exactly as {near[0].replace('p_', 'p.')!r}" if near else ""
+    raise PolicyLoadError(
+        f"{where}: policy effect {shown!r} is not one Casbin runs (pycasbin compares the "
+        f"effect text exactly, spaces included, and raises 'unsupported effect'){hint}"
+    )
 
 
 @dataclass(frozen=True)
@@ -84,6 +124,10 @@ class RoleGraph:
         """Casbin's ``g(name1, name2[, domain])``."""
         domain = args[2] if self.with_domain and len(args) > 2 else ""
         return args[1] in self._reachable(args[0], domain)
+
+    def reachable(self, name: str, domain: str = "") -> frozenset[str]:
+        """Every ``b`` with ``has_link(name, b[, domain])``: ``name`` itself included."""
+        return self._reachable(name, domain if self.with_domain else "")
 
     def domains_of(self, name: str) -> frozenset[str]:
         """The domains in which ``name`` has at least one link of its own.
@@ -222,6 +266,7 @@ def load_enforcer(
                 "m": "matchers",
             }
             raise PolicyLoadError(f"{model_name} has no [{names[section]}] section")
+    effect_kind(casbin_model.model["e"]["e"].value, model_name)  # before Casbin raises on it
     enforcer = casbin.Enforcer(casbin_model)
     line_numbers: dict[int, int] = {}
     if policy is not None:
@@ -315,18 +360,7 @@ def snapshot_from_enforcer(
             f"({', '.join(t[2:] for t in request_tokens)}); ragguard needs exactly three: "
             "r = sub, obj, act (the subject, the chunk, the action)"
         )
-    compact = re.sub(r"\s+", "", effect_text)
-    effect: EffectKind
-    if compact == _ALLOW_EFFECT:
-        effect = "allow"
-    elif compact == _ALLOW_AND_NO_DENY_EFFECT:
-        effect = "allow_and_no_deny"
-    else:
-        raise UnsupportedPolicyError(
-            f"policy effect {effect_text.replace('p_', 'p.')!r} is not supported; use "
-            "'some(where (p.eft == allow))' or "
-            "'some(where (p.eft == allow)) && !some(where (p.eft == deny))'"
-        )
+    effect = effect_kind(effect_text, "the model")
     eft_index = policy_tokens.index("p_eft") if "p_eft" in policy_tokens else None
     lines: list[PolicyLine] = []
     for index, values in enumerate(model["p"]["p"].policy):

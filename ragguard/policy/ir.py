@@ -12,6 +12,10 @@ A plan's filter is a small boolean expression over *chunk metadata attributes* o
 ``Range(field, ...)``     ``gt``/``gte``/``lt``/``lte`` bounds (numbers or strings)
 ``Exists(field)``         the attribute is present (not absent/None/empty)
 ``Match(function, ...)``  a Casbin matching function (``keyMatch``, ``regexMatch``...)
+``Contains(field, text)``  ``text in attribute`` as Casbin evaluates it: a substring
+                          of a string attribute, an element of a list
+``Within(field, text)``   ``attribute in text``: some string element of the
+                          attribute is a substring of ``text``
 ========================  ===================================================
 
 Every atom is false when its attribute is absent; ``Not`` is plain boolean negation.
@@ -39,6 +43,7 @@ __all__ = [
     "TRUE",
     "And",
     "Const",
+    "Contains",
     "Eq",
     "Exists",
     "Expr",
@@ -47,6 +52,7 @@ __all__ = [
     "Not",
     "Or",
     "Range",
+    "Within",
     "and_",
     "fields_of",
     "not_",
@@ -57,9 +63,19 @@ __all__ = [
 Scalar: TypeAlias = "str | int | float | bool"
 
 
-def _value_key(value: Scalar) -> tuple[str, str]:
-    # Sort and deduplicate values by kind as well as value: True and 1 are different.
-    return (kind_of(value), repr(value) if kind_of(value) != "number" else repr(float(value)))
+ValueKey: TypeAlias = "tuple[str, Scalar]"
+
+
+def _value_key(value: Scalar) -> ValueKey:
+    """The identity of a value under ragguard's typed equality (``ragguard._values``).
+
+    The kind keeps ``True`` apart from ``1`` and ``"1"``; within a kind, Python's own
+    ``==`` and ``hash`` decide, and Python compares an int with an int, or an int with a
+    float, exactly: ``1`` and ``1.0`` share a key, ``2**53`` and ``2**53 + 1`` do not
+    (no conversion to float, which would round them together or overflow for
+    ``10**400``). Keys of one kind sort among themselves.
+    """
+    return (kind_of(value), value)
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,7 @@ class Eq:
 
     field: str
     value: Scalar
-    _key: tuple[str, tuple[str, str]] = dataclasses.field(init=False, repr=False, compare=False)
+    _key: tuple[str, ValueKey] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_key", (self.field, _value_key(self.value)))
@@ -101,7 +117,7 @@ class In:
     field: str
     values: tuple[Scalar, ...]
     # Computed once: plans compare and hash their atoms often, and In lists can be long.
-    _key: tuple[str, tuple[tuple[str, str], ...]] = dataclasses.field(
+    _key: tuple[str, tuple[ValueKey, ...]] = dataclasses.field(
         init=False, repr=False, compare=False
     )
     _hash: int = dataclasses.field(init=False, repr=False, compare=False)
@@ -167,6 +183,29 @@ class Match:
 
 
 @dataclass(frozen=True)
+class Contains:
+    """``text in metadata[field]`` under Casbin's (Python's) ``in``.
+
+    A string attribute holds ``text`` as a substring (``"alice" in "alice,bob"``); a list
+    attribute holds it as an element (``"alice" in ["alice", "bob"]``); a number or a
+    boolean never does. Which applies is known only per chunk, so stores push down a
+    bound and the compiled predicate decides exactly.
+    """
+
+    field: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Within:
+    """``metadata[field] in text`` with a known string ``text``: some string element of
+    the attribute is a substring of ``text`` (``"hr" in "hr-restricted"``)."""
+
+    field: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Not:
     """Boolean negation."""
 
@@ -187,8 +226,8 @@ class Or:
     items: tuple[Expr, ...]
 
 
-Atom: TypeAlias = "Eq | In | Range | Exists | Match"
-Expr: TypeAlias = "Const | Eq | In | Range | Exists | Match | Not | And | Or"
+Atom: TypeAlias = "Eq | In | Range | Exists | Match | Contains | Within"
+Expr: TypeAlias = "Const | Eq | In | Range | Exists | Match | Contains | Within | Not | And | Or"
 
 
 def _dedupe(items: Iterable[Expr]) -> list[Expr]:
@@ -324,7 +363,7 @@ def not_(item: Expr) -> Expr:
 
 def in_(field: str, values: Iterable[Scalar]) -> Expr:
     """``In`` with duplicates removed; one value becomes ``Eq``, none becomes FALSE."""
-    unique: dict[tuple[str, str], Scalar] = {}
+    unique: dict[ValueKey, Scalar] = {}
     for value in values:
         unique.setdefault(_value_key(value), value)
     ordered = [unique[key] for key in sorted(unique)]
@@ -383,6 +422,10 @@ def to_json(expr: Expr) -> Any:
         return {"range": [expr.field, dict(expr.bounds())]}
     if isinstance(expr, Exists):
         return {"exists": expr.field}
+    if isinstance(expr, Contains):
+        return {"contains": [expr.field, expr.text]}
+    if isinstance(expr, Within):
+        return {"within": [expr.field, expr.text]}
     return {
         "match": [
             expr.function,

@@ -14,9 +14,15 @@ admits more). Either way the store returns a superset of the allowed chunks and 
 guard's exact re-check decides. Relaxed atoms are:
 
 * Casbin matching functions (``keyMatch('/docs/*')``, ``regexMatch``, ...);
+* ``text in attribute`` (``Contains``: a substring of a string, an element of a list),
+  bounded by "the attribute exists" (or, negated, "equals ``text``");
+* ``attribute in text`` (``Within``) for a text longer than :data:`MAX_SUBSTRING_TEXT`
+  (a shorter one is exactly ``MatchAny`` over its substrings);
 * string ``<``/``>`` bounds (Qdrant ranges are numeric);
 * numbers at or beyond ±2**53, where Qdrant's float comparison loses integer precision
-  (2**53 + 1 compares equal to 2**53 as a float, so a bound of 2**53 itself is inexact);
+  (2**53 + 1 compares equal to 2**53 as a float, so a bound of 2**53 itself is inexact),
+  except in equalities with integers that no float can equal (``2**53 + 1``, most
+  64-bit ids): those are pushed down as exact integer matches (see ``_exact_int``);
 * ``In`` over more than :data:`MAX_NUMERIC_ALTERNATIVES` numbers;
 * attributes whose names are not plain ``[A-Za-z0-9_]`` words (a dot would be a path).
 
@@ -38,10 +44,13 @@ from ragguard.policy import ir
 from ragguard.policy._predicate import describe_condition
 from ragguard.stores.base import Pushdown
 
-__all__ = ["MAX_NUMERIC_ALTERNATIVES", "FilterBuilder", "FilterTranslator"]
+__all__ = ["MAX_NUMERIC_ALTERNATIVES", "MAX_SUBSTRING_TEXT", "FilterBuilder", "FilterTranslator"]
 
 MAX_NUMERIC_ALTERNATIVES: Final = 64
 """Largest numeric ``In`` pushed down as alternatives of closed ranges."""
+
+MAX_SUBSTRING_TEXT: Final = 64
+"""Longest text whose substrings ``attribute in text`` pushes down (at most 2,081)."""
 
 _EXACT_FLOAT_INTEGER: Final = 2**53
 _SIMPLE_FIELD = re.compile(r"[A-Za-z0-9_]+")
@@ -51,12 +60,12 @@ _CACHE_SIZE: Final = 1024
 class FilterBuilder(Protocol):
     """The Qdrant filter classes of one client library."""
 
-    def match_value(self, key: str, value: str | bool) -> Any:
-        """``FieldCondition(key, match=MatchValue(value))``."""
+    def match_value(self, key: str, value: str | bool | int) -> Any:
+        """``FieldCondition(key, match=MatchValue(value))`` (an int is a 64-bit integer)."""
         ...
 
-    def match_any(self, key: str, values: list[str]) -> Any:
-        """``FieldCondition(key, match=MatchAny(values))``."""
+    def match_any(self, key: str, values: list[str] | list[int]) -> Any:
+        """``FieldCondition(key, match=MatchAny(values))`` (strings, or 64-bit integers)."""
         ...
 
     def range(
@@ -120,6 +129,7 @@ class FilterTranslator:
     def _translate(self, expr: ir.Expr) -> Pushdown:
         relaxed: list[str] = []
         narrowed = self._relax(expr, positive=True, relaxed=relaxed)
+        relaxed = list(dict.fromkeys(relaxed))  # an atom repeated in the plan, named once
         exact = not relaxed
         if narrowed == ir.FALSE:
             return Pushdown(native=None, exact=exact, matches_nothing=True, relaxed=tuple(relaxed))
@@ -143,6 +153,12 @@ class FilterTranslator:
             return ir.or_(*(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items))
         if isinstance(expr, ir.Not):
             return ir.not_(self._relax(expr.item, positive=not positive, relaxed=relaxed))
+        if isinstance(expr, (ir.Within, ir.Contains)) and _SIMPLE_FIELD.fullmatch(expr.field):
+            bounded = _containment_bound(expr, positive=positive)
+            if bounded is not None:
+                if not isinstance(expr, ir.Within):  # a bound, not an equivalent
+                    relaxed.append(f"{describe_condition(expr)} (decided after the search)")
+                return self._relax(bounded, positive=positive, relaxed=relaxed)
         why = self._inexpressible(expr)
         if why is None:
             return expr
@@ -157,13 +173,17 @@ class FilterTranslator:
             return "attribute name is not a plain word"
         if isinstance(atom, ir.Match):
             return f"{atom.function} is decided after the search"
+        if isinstance(atom, ir.Within):
+            return f"substrings of a text longer than {MAX_SUBSTRING_TEXT} characters"
+        if isinstance(atom, ir.Contains):
+            return "substring containment is decided after the search"
         if isinstance(atom, ir.Eq):
-            return _number_problem([atom.value])
+            return _number_problem([atom.value], equality=True)
         if isinstance(atom, ir.In):
-            numbers = [v for v in atom.values if kind_of(v) == "number"]
+            numbers = [v for v in atom.values if kind_of(v) == "number" and not _exact_int(v)]
             if len(numbers) > MAX_NUMERIC_ALTERNATIVES:
                 return f"more than {MAX_NUMERIC_ALTERNATIVES} numeric values"
-            return _number_problem(numbers)
+            return _number_problem(numbers, equality=True)
         if isinstance(atom, ir.Range):
             values = [v for _, v in atom.bounds()]
             if any(kind_of(v) != "number" for v in values):
@@ -210,18 +230,67 @@ class FilterTranslator:
         elif strings:
             conditions.append(b.match_any(key, strings))
         conditions.extend(b.match_value(key, v) for v in values if isinstance(v, bool))
+        integers = [int(v) for v in values if _exact_int(v)]
+        if len(integers) == 1:
+            conditions.append(b.match_value(key, integers[0]))
+        elif integers:
+            conditions.append(b.match_any(key, integers))
         conditions.extend(
-            b.range(key, gte=float(v), lte=float(v)) for v in values if kind_of(v) == "number"
+            b.range(key, gte=float(v), lte=float(v))
+            for v in values
+            if kind_of(v) == "number" and not _exact_int(v)
         )
         return conditions[0] if len(conditions) == 1 else b.filter(should=conditions)
+
+
+def _containment_bound(expr: ir.Within | ir.Contains, *, positive: bool) -> ir.Expr | None:
+    """What Qdrant can run for a string containment atom, or ``None``.
+
+    ``attribute in text`` is exactly ``attribute`` equal to one of the substrings of
+    ``text`` (a finite set: pushed down as ``MatchAny`` while ``text`` is short).
+    ``text in attribute`` is a substring of a string attribute or an element of a list,
+    which Qdrant cannot tell apart: under an even number of negations the filter runs
+    the superset "the attribute exists", under an odd number the subset "the attribute
+    equals ``text``" (a list holding it, or the string itself).
+    """
+    if isinstance(expr, ir.Within):
+        if len(expr.text) > MAX_SUBSTRING_TEXT:
+            return None
+        text = expr.text
+        return ir.in_(
+            expr.field, {text[i:j] for i in range(len(text) + 1) for j in range(i, len(text) + 1)}
+        )
+    return ir.Exists(expr.field) if positive else ir.Eq(expr.field, expr.text)
 
 
 def _number(value: ir.Scalar | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _number_problem(values: Sequence[ir.Scalar]) -> str | None:
+_INT64_MAX: Final = 2**63 - 1
+
+
+def _exact_int(value: object) -> bool:
+    """An integer that equality pushes down as a 64-bit integer match, exactly.
+
+    Checked on both engines (tests/unit/test_stores.py): ``MatchValue(int)`` matches
+    integer payloads exactly, but float payloads only when the field has an integer
+    index, and with one the index saturates integers beyond 64 bits to the int64
+    limits. So only integers no float can equal (not representable as a float, hence
+    beyond 2**53) and strictly inside (-2**63 + 1, 2**63 - 1) qualify; smaller ones
+    go through the closed float range, which is exact below 2**53.
+    """
+    return (
+        type(value) is int
+        and _EXACT_FLOAT_INTEGER < abs(value) < _INT64_MAX
+        and float(value) != value
+    )
+
+
+def _number_problem(values: Sequence[ir.Scalar], *, equality: bool = False) -> str | None:
     for value in values:
+        if equality and _exact_int(value):
+            continue
         if (
             isinstance(value, (int, float))
             and not isinstance(value, bool)

@@ -55,13 +55,13 @@ _SCHEMAS: Final = {
 class _EdgeFilters:
     """``qdrant_edge``'s filter classes behind :class:`FilterBuilder`."""
 
-    def match_value(self, key: str, value: str | bool) -> Any:
+    def match_value(self, key: str, value: str | bool | int) -> Any:
         # qdrant-edge-py 0.9 reads a Python bool as the integer 1/0 (so True would match
         # the number 1 and not the boolean true); numpy's bool keeps its type.
         native: Any = np.bool_(value) if isinstance(value, bool) else value
         return qe.FieldCondition(key, match=qe.MatchValue(native))
 
-    def match_any(self, key: str, values: list[str]) -> Any:
+    def match_any(self, key: str, values: list[str] | list[int]) -> Any:
         return qe.FieldCondition(key, match=qe.MatchAny(values))
 
     def range(

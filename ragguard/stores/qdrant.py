@@ -47,10 +47,10 @@ _SCHEMAS: Final = {
 class _ClientFilters:
     """``qdrant_client.models`` behind :class:`FilterBuilder`."""
 
-    def match_value(self, key: str, value: str | bool) -> Any:
+    def match_value(self, key: str, value: str | bool | int) -> Any:
         return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
 
-    def match_any(self, key: str, values: list[str]) -> Any:
+    def match_any(self, key: str, values: list[str] | list[int]) -> Any:
         return qm.FieldCondition(key=key, match=qm.MatchAny(any=values))
 
     def range(

@@ -84,6 +84,14 @@ NUMERIC_STRINGS: Final = ("1", "1.0", "-0", "0x1", "1e3", " 1", "True", "false",
 PLAIN: Final = ("eng", "hr", "acme", "alice", "bob", "reader", "admin", "x", "y", "日本語")
 STRINGS: Final = (*PLAIN, *PLAIN, *CONFUSABLES, *CONTROL, *SYNTAX, *NUMERIC_STRINGS, LONG)
 NUMBERS: Final = (0, 1, 2, 3, -1, 1.0, 2.0, 0.5, -0.0, 2**53 + 1, 2**63, 1e300, -1e-300)
+# Integers that round to the same float, floats equal to big integers, the int64 edges:
+# equal only as integers, so a float key, cache or pushdown would confuse them.
+BIG_NEIGHBOURS: Final = (
+    *(2**53, 2**53 + 1, 2.0**53, 2**53 + 2, 1234567890123456789, 1234567890123456790),
+    *(2**63 - 1, 2**63, 2.0**63, -(2**63), 2**64 - 1),
+)
+# Beyond what Qdrant stores exactly (the stores refuse them): matcher literals only.
+BEYOND_STORAGE: Final = (-(2**63) - 1, 2**64, 10**30)
 PATHS: Final = ("/docs/eng/1.md", "/docs/hr/2.md", "/docs", "/other/1.md", "", "/docs/eng/1.md/x")
 PATTERNS: Final = ("/docs/*", "/docs/eng/*", "/docs/eng/1.md", "*", "/docs/:d/*", "/docs/**")
 
@@ -135,7 +143,7 @@ def literal(value: Any) -> str:
 # -- values --------------------------------------------------------------------------------
 
 _strings = st.sampled_from(STRINGS)
-_numbers = st.sampled_from(NUMBERS)
+_numbers = st.one_of(st.sampled_from(NUMBERS), st.sampled_from(BIG_NEIGHBOURS))
 _scalars = st.one_of(_strings, _strings, _numbers, st.booleans())
 _absent = st.sampled_from([None, [], [None]])
 
@@ -213,7 +221,12 @@ def subjects(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 _OPS: Final = ("==", "!=", "<", "<=", ">", ">=")
 # Matcher literals: no '#' (Casbin's model reader strips comments), no LONG (keeps the
 # model text small; long values are exercised in data).
-_LITERAL_VALUES: Final = (*(s for s in STRINGS if "#" not in s and s != LONG), *NUMBERS[:11])
+_LITERAL_VALUES: Final = (
+    *(s for s in STRINGS if "#" not in s and s != LONG),
+    *NUMBERS[:11],
+    *(n for n in BIG_NEIGHBOURS if isinstance(n, int)),  # a float literal prints rounded
+    *BEYOND_STORAGE,
+)
 _literals = st.one_of(st.sampled_from(_LITERAL_VALUES), st.booleans()).map(literal)
 
 

@@ -12,7 +12,10 @@ each *value* so that it compares the way DESIGN.md says:
   operator, ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` and ``in``;
 * ``bool`` is its own type (``True != 1``), ``int`` and ``float`` are one numeric type,
   strings compare with strings only; an ordering between different types is false;
-* a list matches when any element matches.
+* a list matches when any element matches;
+* ``x in v`` with a *string* ``v`` is Casbin's (Python's) substring containment: some
+  string element of ``x`` is a substring of ``v`` (a number is never in a string); with
+  a list ``v`` it is element equality.
 
 This module is written from DESIGN.md, not from ``ragguard._values``: it must not share
 code with what it checks. Calls are serialised: pycasbin re-parses the matcher with
@@ -97,11 +100,12 @@ def _items(value: object) -> tuple[object, ...]:
 class Val:
     """A request value (chunk or subject attribute) with DESIGN.md's comparison rules."""
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "text")
     __hash__ = None  # type: ignore[assignment]  # never a dict key: unwrap first
 
     def __init__(self, raw: object) -> None:
         self.items = normalize(raw)
+        self.text = raw if isinstance(raw, str) else None
 
     def _any(self, other: object, test: Callable[[object, object], bool]) -> bool:
         mine, theirs = self.items, _items(other)
@@ -129,7 +133,11 @@ class Val:
         return self._any(other, lambda a, b: _ordered(">=", a, b))
 
     def __contains__(self, other: object) -> bool:
-        """``other in self``: some element of ``other`` equals some element of ``self``."""
+        """``other in self``: a substring of a string ``self``; otherwise some element
+        of ``other`` equals some element of ``self``."""
+        if self.text is not None:
+            text = self.text
+            return any(isinstance(a, str) and a in text for a in _items(other))
         return self._any(other, _equal)
 
     def __bool__(self) -> bool:

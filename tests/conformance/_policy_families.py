@@ -141,7 +141,9 @@ def model_text(
 
 # -- values ------------------------------------------------------------------------------
 
-_numbers = st.sampled_from([0, 1, 2, 3, 4, 1.0, 2.0, 2.5, -1, 10, BIG])
+_numbers = st.sampled_from(
+    [0, 1, 2, 3, 4, 1.0, 2.0, 2.5, -1, 10, BIG, BIG - 1, 2.0**53, 2**63 - 1, 2**63]
+)
 _numeric_strings = st.sampled_from(["1", "2", "2.0", "10"])
 _bools = st.booleans()
 _absent = st.sampled_from([None, [], [None]])
@@ -286,7 +288,7 @@ _PAIRS: Final = (
 )
 _LITERALS: Final[dict[str, tuple[Any, ...]]] = {
     "dept": (*DEPTS, "", "ünïcødé", 'say "hi"'),
-    "level": (0, 1, 2, 2.5, -1, "2", True, BIG),
+    "level": (0, 1, 2, 2.5, -1, "2", True, BIG, BIG - 1),
     "tenant": TENANTS,
     "label": (*LABELS, ""),
     "tags": TAGS,

@@ -53,7 +53,9 @@ ABAC = model_text(
         ({"dept": "eng", "level": 1, "public": 1, "tags": ["x"]}, False),  # 1 is not True
         ({"dept": "eng", "level": [5, 1], "public": True, "tags": ["x"]}, True),  # any element
         ({"dept": "eng", "level": 1, "public": True, "tags": "x"}, True),
-        ({"dept": "eng", "level": 1, "public": True, "tags": "xyz"}, False),  # no substring
+        ({"dept": "eng", "level": 1, "public": True, "tags": "xyz"}, True),  # substring, as Casbin
+        ({"dept": "eng", "level": 1, "public": True, "tags": ["xyz"]}, False),  # list: element
+        ({"dept": "eng", "level": 1, "public": True, "tags": 5}, False),  # not a string
     ],
 )
 def test_oracle_applies_the_documented_value_semantics(

@@ -482,9 +482,10 @@ def test_an_unusable_pattern_in_chunk_metadata_denies_that_chunk() -> None:
     assert not policy.check(ALICE, {"pattern": "[unclosed"}).released
     assert policy.check(ALICE, {"pattern": "^/kb/open/"}).released
     groups = rg.Policy.from_casbin(
-        _abac("keyMatch4(r.obj.path, p.dept)"), "p, x, /a/(b)/{id}, read, allow\n"
+        _abac("keyMatch4(p.dept, r.obj.pattern)"), "p, x, /a/b/1, read, allow\n"
     )
-    assert not groups.check(ALICE, {"path": "/a/b/1"}).released
+    assert not groups.check(ALICE, {"pattern": "/a/(b)/{id}"}).released
+    assert groups.check(ALICE, {"pattern": "/a/{x}/{id}"}).released
 
 
 def test_a_reason_never_claims_an_order_between_a_string_and_a_number() -> None:

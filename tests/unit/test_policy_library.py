@@ -295,7 +295,8 @@ ABSENT = _Absent()
 
 
 class _Str(str):
-    """A string that is never equal or ordered to a number, and ``in`` means equality."""
+    """A string that is never equal or ordered to a number; ``in`` is Casbin's substring
+    containment (only strings are in a string)."""
 
     __hash__ = str.__hash__
 
@@ -322,7 +323,7 @@ class _Str(str):
         return NotImplemented if _defer(other) else _scalar_order(_ge, self, other)
 
     def __contains__(self, item: object) -> bool:
-        return any(_scalar_eq(self, x) for x in _elements(item))
+        return any(isinstance(x, str) and str(x) in str(self) for x in _elements(item))
 
 
 class _Scalar:

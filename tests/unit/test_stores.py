@@ -32,7 +32,7 @@ from qdrant_client import models as qm
 import ragguard as rg
 from ragguard.policy import ir
 from ragguard.policy._predicate import compile_check, normalize_metadata
-from ragguard.stores._qdrant_filter import MAX_NUMERIC_ALTERNATIVES
+from ragguard.stores._qdrant_filter import MAX_NUMERIC_ALTERNATIVES, MAX_SUBSTRING_TEXT
 
 DIM = 4
 FIELDS = ("a", "b", "c")
@@ -40,10 +40,20 @@ ODD_FIELD = "x-y"  # not a plain word: never pushed down, always relaxed
 
 # -- random IR -----------------------------------------------------------------------------
 
-_strings = st.sampled_from(["", "s", "t", "ü", "1", "true", "S"])
-_ints = st.sampled_from([0, 1, 2, -1, 10, 2**53, 2**53 + 1, -(2**53) - 1])
-_floats = st.sampled_from([0.0, 1.0, 1.5, -2.5, 2.0**53, 1e300])
+_strings = st.sampled_from(["", "s", "t", "ü", "1", "true", "S", "st", "s,t"])
+# Around 2**53 and 2**63, each next to its neighbour: equalities with integers no float
+# can equal are pushed down as integer matches, the others through float ranges.
+_ints = st.sampled_from(
+    [
+        *(0, 1, 2, -1, 10),
+        *(2**53, 2**53 + 1, 2**53 + 2, -(2**53) - 1, 2**60 + 1),
+        *(2**63 - 2, 2**63 - 1, 2**63, -(2**63) + 1, -(2**63), 2**64 - 1),
+    ]
+)
+_unstorable_ints = st.sampled_from([2**64 + 1, -(2**63) - 1, 10**30])  # filter values only
+_floats = st.sampled_from([0.0, 1.0, 1.5, -2.5, 2.0**53, 2.0**53 + 2, 2.0**63, 1e300])
 _scalars = st.one_of(_strings, _ints, _floats, st.booleans())
+_filter_scalars = st.one_of(_scalars, _unstorable_ints)
 _fields = st.one_of(st.sampled_from(FIELDS), st.sampled_from(FIELDS), st.just(ODD_FIELD))
 
 
@@ -69,9 +79,9 @@ def _many_numbers(draw: st.DrawFn) -> ir.Expr:
 
 
 _atoms: st.SearchStrategy[ir.Expr] = st.one_of(
-    st.builds(ir.Eq, _fields, _scalars),
-    st.builds(ir.in_, _fields, st.lists(_scalars, min_size=1, max_size=4)),
-    st.builds(ir.In, _fields, st.lists(_scalars, min_size=1, max_size=4).map(tuple)),
+    st.builds(ir.Eq, _fields, _filter_scalars),
+    st.builds(ir.in_, _fields, st.lists(_filter_scalars, min_size=1, max_size=4)),
+    st.builds(ir.In, _fields, st.lists(_filter_scalars, min_size=1, max_size=4).map(tuple)),
     _range(),
     st.builds(ir.Exists, _fields),
     st.builds(
@@ -81,6 +91,8 @@ _atoms: st.SearchStrategy[ir.Expr] = st.one_of(
         st.sampled_from(["s*", "^t", "*"]),
         st.booleans(),
     ),
+    st.builds(ir.Contains, _fields, _strings),
+    st.builds(ir.Within, _fields, st.sampled_from(["st", "s,t", "tü1", "", "s" * 65 + "t"])),
     st.sampled_from([ir.TRUE, ir.FALSE]),
     _many_numbers(),
 )
@@ -104,7 +116,8 @@ _payload_values = st.one_of(
     _scalars,
     st.lists(st.one_of(_scalars, st.none()), max_size=3),
     st.sampled_from([None, [None]]),
-    st.sampled_from([2**62, -(2**62), 3.25]),
+    st.sampled_from([2**62, -(2**62), 3.25, 2**53 + 1, 2**63 - 2, 2.0**60, 2**63, 2**64 - 1]),
+    st.sampled_from(["s,t", "st", "ts", ["s,t"], ["st", "t"]]),
 )
 payloads = st.dictionaries(
     st.sampled_from([*FIELDS, ODD_FIELD, "other"]), _payload_values, max_size=4
@@ -221,21 +234,75 @@ def test_store_filter_equals_predicate_when_exact_and_covers_it_when_relaxed(
     agrees()
 
 
+_BIG_NUMBERS: list[Any] = [
+    *(2**53 - 1, 2**53, 2**53 + 1, 2**53 + 2, 2.0**53, 2.0**53 + 2, -(2**53) - 1),
+    *(2**60, 2**60 + 1, 2.0**60, 1234567890123456789, 1234567890123456790),
+    *(2**63 - 2, 2**63 - 1, 2**63, 2.0**63, -(2**63) + 1, -(2**63), 2**64 + 1, 10**30),
+]
+
+
+@pytest.mark.parametrize(
+    "name", ["edge", "edge-indexed", "edge-indexed-other-types", "qdrant-local"]
+)
+def test_big_number_equalities_are_exact_or_relaxed_on_every_pair(
+    name: str, backends: dict[str, Backend]
+) -> None:
+    """Every equality on a number around 2**53/2**63 against every such payload (and
+    True, 1): the store never drops a match and, when it claims exactness, adds none."""
+    backend = backends[name]
+    storable = [n for n in _BIG_NUMBERS if not isinstance(n, int) or -(2**63) <= n < 2**64]
+    payloads: list[Any] = [*storable, 2**64 - 1, True, 1, [2**53 + 1, 5], "2"]
+    ids = [next(_ids) for _ in payloads]
+    by_id = {str(i): dict.fromkeys(FIELDS, value) for i, value in zip(ids, payloads, strict=True)}
+    backend.store.upsert(
+        rg.Chunk(text="t", metadata=md, vector=[1.0] * DIM, id=int(i)) for i, md in by_id.items()
+    )
+    try:
+        for field in FIELDS:
+            for value in _BIG_NUMBERS:
+                for expr in (
+                    ir.Eq(field, value),
+                    ir.in_(field, [value, 5]),
+                    ir.not_(ir.Eq(field, value)),
+                ):
+                    pushdown = backend.store.translate(expr)
+                    found = {h.id for h in backend.store.search([1.0] * DIM, len(ids), pushdown)}
+                    accepted = {i for i, md in by_id.items() if _predicate_accepts(expr, md)}
+                    assert accepted <= found, (expr, sorted(accepted - found))
+                    if pushdown.exact:
+                        assert found == accepted, (expr, sorted(found - accepted))
+    finally:
+        backend.delete(ids)
+
+
 def test_relaxed_atoms_are_reported() -> None:
     """Matching functions, string ranges, huge numbers, odd names, long numeric In relax."""
     store_filter = rg.QdrantStore(client=QdrantClient(":memory:"), collection="x", dim=DIM)
     relaxed: list[ir.Expr] = [
         ir.Match("regexMatch", "a", "^x", True),
         ir.Range("a", gt="m"),
-        ir.Eq("a", 2**53 + 1),
+        ir.Eq("a", 2**53),  # a float can equal it: 2.0**53
+        ir.Eq("a", 2**63 - 1),  # an integer index saturates larger payloads to it
+        ir.Eq("a", 2**64 + 1),  # not a 64-bit integer
+        ir.Range("a", gt=2**53 + 1),
         ir.Eq(ODD_FIELD, "s"),
         ir.In("a", tuple(range(MAX_NUMERIC_ALTERNATIVES + 1))),
+        ir.Contains("a", "s"),
+        ir.not_(ir.Contains("a", "s")),
+        ir.Within("a", "s" * (MAX_SUBSTRING_TEXT + 1)),
     ]
     for expr in relaxed:
         pushdown = store_filter.translate(expr)
         assert not pushdown.exact, expr
         assert pushdown.relaxed, expr
-    assert store_filter.translate(ir.and_(ir.Eq("a", "s"), ir.Range("b", lte=2))).exact
+    exact: list[ir.Expr] = [
+        ir.and_(ir.Eq("a", "s"), ir.Range("b", lte=2)),
+        ir.Eq("a", 2**53 + 1),
+        ir.In("a", (1234567890123456789, 1234567890123456790, 5, "s")),
+        ir.Within("a", "s" * MAX_SUBSTRING_TEXT),
+    ]
+    for expr in exact:
+        assert store_filter.translate(expr).exact, expr
 
 
 # -- opening shards another program wrote ----------------------------------------------------
