@@ -88,10 +88,14 @@ NUMBERS: Final = (0, 1, 2, 3, -1, 1.0, 2.0, 0.5, -0.0, 2**53 + 1, 2**63, 1e300, 
 # equal only as integers, so a float key, cache or pushdown would confuse them.
 BIG_NEIGHBOURS: Final = (
     *(2**53, 2**53 + 1, 2.0**53, 2**53 + 2, 1234567890123456789, 1234567890123456790),
-    *(2**63 - 1, 2**63, 2.0**63, -(2**63), 2**64 - 1),
+    *(2**53 - 1, -(2**53) - 1),
+    *(2**63 - 1, 2**63, 2.0**63, 2**63 + 1, -(2**63), 2**64 - 1),
 )
-# Beyond what Qdrant stores exactly (the stores refuse them): matcher literals only.
-BEYOND_STORAGE: Final = (-(2**63) - 1, 2**64, 10**30)
+# Beyond what Qdrant stores exactly (the stores refuse them): decided, never stored.
+BEYOND_STORAGE: Final = (-(2**63) - 1, 2**64, 10**30, 10**400)
+BIG_NUMBERS: Final = (*BIG_NEIGHBOURS, *BEYOND_STORAGE)
+# Strings that hold others as substrings, for ``in`` with a string on the right.
+HAYSTACKS: Final = ("hr-restricted", "eng,hr", "alice,bob", "eng-platform", "acme/globex", "x")
 PATHS: Final = ("/docs/eng/1.md", "/docs/hr/2.md", "/docs", "/other/1.md", "", "/docs/eng/1.md/x")
 PATTERNS: Final = ("/docs/*", "/docs/eng/*", "/docs/eng/1.md", "*", "/docs/:d/*", "/docs/**")
 
@@ -123,9 +127,12 @@ def is_malformed(value: object) -> bool:
 
 
 def storable(value: object) -> bool:
-    """Whether Qdrant can hold the value as JSON (no NaN or infinity anywhere)."""
+    """Whether Qdrant can hold the value: JSON without NaN or infinities, and integers
+    within -2**63..2**64-1 (the stores refuse anything else with a StoreError)."""
     if isinstance(value, float):
         return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value <= 2**64 - 1
     if isinstance(value, list):
         return all(storable(item) for item in value)
     if isinstance(value, dict):
@@ -143,7 +150,9 @@ def literal(value: Any) -> str:
 # -- values --------------------------------------------------------------------------------
 
 _strings = st.sampled_from(STRINGS)
-_numbers = st.one_of(st.sampled_from(NUMBERS), st.sampled_from(BIG_NEIGHBOURS))
+_numbers = st.one_of(
+    st.sampled_from(NUMBERS), st.sampled_from(NUMBERS), st.sampled_from(BIG_NUMBERS)
+)
 _scalars = st.one_of(_strings, _strings, _numbers, st.booleans())
 _absent = st.sampled_from([None, [], [None]])
 
@@ -164,16 +173,16 @@ def _value(base: st.SearchStrategy[Any], *, malformed: bool) -> st.SearchStrateg
 
 
 _CHUNK_BASE: Final[dict[str, st.SearchStrategy[Any]]] = {
-    "dept": st.sampled_from(("eng", "hr", "legal", "", *CONFUSABLES[:6], *SYNTAX[:6])),
-    "level": st.sampled_from((0, 1, 2, 3, 2.5, "2", True, False, 2**53 + 1)),
+    "dept": st.sampled_from(("eng", "hr", "legal", "", *CONFUSABLES[:6], *SYNTAX[:6], *HAYSTACKS)),
+    "level": st.sampled_from((0, 1, 2, 3, 2.5, "2", True, False, 2**53 + 1, *BIG_NUMBERS)),
     "tags": st.lists(st.sampled_from(("x", "y", "eng", "")), max_size=3),
     "tenant": st.sampled_from(("acme", "globex", "", "ACME", 5)),
-    "owner": st.sampled_from(("alice", "bob", "reader", "\u0430lice")),
+    "owner": st.sampled_from(("alice", "bob", "reader", "\u0430lice", *HAYSTACKS)),
     "path": st.sampled_from(PATHS),
 }
 _SUBJECT_BASE: Final[dict[str, st.SearchStrategy[Any]]] = {
-    "dept": st.sampled_from(("eng", "hr", "\u0435ng", "")),
-    "clearance": st.sampled_from((0, 1, 2, 3, 2.0, "2", True)),
+    "dept": st.sampled_from(("eng", "hr", "\u0435ng", "", *HAYSTACKS)),
+    "clearance": st.sampled_from((0, 1, 2, 3, 2.0, "2", True, *BIG_NUMBERS)),
     "groups": st.lists(st.sampled_from(("eng", "hr", "x", "")), max_size=3),
     "tenant": st.sampled_from(("acme", "globex", "")),
     "admin": st.sampled_from((True, False, 1, "true")),
@@ -188,6 +197,8 @@ def metadata(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.integers(0, 4)):
             malformed = draw(st.integers(0, 11)) == 0
             out[name] = draw(_value(_CHUNK_BASE[name], malformed=malformed))
+    if draw(st.integers(0, 3)) == 0:
+        out[draw(st.sampled_from(RESEMBLING))] = draw(_value(_scalars, malformed=False))
     return out
 
 
@@ -213,6 +224,8 @@ def subjects(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         if draw(st.integers(0, 4)):
             malformed = draw(st.integers(0, 19)) == 0
             attributes[name] = draw(_value(_SUBJECT_BASE[name], malformed=malformed))
+    if draw(st.integers(0, 3)) == 0:
+        attributes[draw(st.sampled_from(RESEMBLING))] = draw(_value(_scalars, malformed=False))
     return draw(st.sampled_from(_SUBJECT_IDS)), attributes
 
 
@@ -223,9 +236,9 @@ _OPS: Final = ("==", "!=", "<", "<=", ">", ">=")
 # model text small; long values are exercised in data).
 _LITERAL_VALUES: Final = (
     *(s for s in STRINGS if "#" not in s and s != LONG),
+    *HAYSTACKS,
     *NUMBERS[:11],
-    *(n for n in BIG_NEIGHBOURS if isinstance(n, int)),  # a float literal prints rounded
-    *BEYOND_STORAGE,
+    *BIG_NUMBERS,
 )
 _literals = st.one_of(st.sampled_from(_LITERAL_VALUES), st.booleans()).map(literal)
 
@@ -241,6 +254,15 @@ class _Scope:
 
 def _chunk_attr(field_: str) -> str:
     return f"r.obj.{field_}"
+
+
+@st.composite
+def _resembling(draw: st.DrawFn) -> str:
+    """A comparison on an attribute named like a forbidden one (chunk or subject)."""
+    name = draw(st.sampled_from(RESEMBLING))
+    side = draw(st.sampled_from(("r.obj", "r.obj", "r.sub")))
+    value = draw(st.one_of(st.sampled_from(("x", "alice", 1, 2**63)).map(literal)))
+    return f"{side}.{name} {draw(st.sampled_from(_OPS))} {value}"
 
 
 @st.composite
@@ -297,7 +319,19 @@ def _comparison(draw: st.DrawFn, scope: _Scope) -> str:
 @st.composite
 def _membership(draw: st.DrawFn, scope: _Scope) -> str:
     negate = " not in " if draw(st.integers(0, 3)) == 0 else " in "
-    kind = draw(st.sampled_from(["tuple", "tuple", "sub_list", "chunk_list", "sub_in_tuple"]))
+    kinds = ["tuple", "tuple", "sub_list", "chunk_list", "sub_in_tuple", "in_string"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "in_string":
+        # A string on the right (Casbin: a substring test): a literal, a policy column or
+        # a subject attribute; chunk strings on the right come from "chunk_list".
+        left = draw(st.sampled_from((*(_chunk_attr(f) for f in CHUNK_FIELDS), "r.sub.id")))
+        rights = [literal(draw(st.sampled_from(HAYSTACKS))), "r.sub.dept", "r.sub.tenant"]
+        if scope.policy_columns:
+            rights += [f"p.{c}" for c in scope.policy_columns]
+        right = draw(st.sampled_from(rights))
+        if left == "r.sub.id" and right.startswith("r.sub"):
+            left = _chunk_attr(draw(st.sampled_from(CHUNK_FIELDS)))
+        return f"{left}{negate}{right}"
     if kind in ("tuple", "sub_in_tuple"):
         items = draw(st.lists(_non_chunk(scope), min_size=1, max_size=4))
         body = ", ".join(items) + ("," if len(items) == 1 else "")
@@ -312,7 +346,7 @@ def _membership(draw: st.DrawFn, scope: _Scope) -> str:
     if kind == "sub_list":
         field_ = draw(st.sampled_from(CHUNK_FIELDS))
         return f"r.obj.{field_}{negate}r.sub.{draw(st.sampled_from(('groups', 'dept')))}"
-    field_ = draw(st.sampled_from(("tags", "owner", "dept")))
+    field_ = draw(st.sampled_from(("tags", "owner", "dept", "path")))
     return f"{draw(_non_chunk(scope))}{negate}r.obj.{field_}"
 
 
@@ -359,7 +393,18 @@ _UNSUPPORTED: Final = (
     "lower(r.obj.dept) == 1",
     'r.obj.level if r.sub.admin else "x"',
     "g(r.sub.id)",
+    # Names Casbin's evaluator (simpleeval) refuses: casbin.enforce raises on every
+    # request, so nothing is ever granted; ragguard refuses the policy when loading.
+    'r.obj.format == "x"',
+    "r.obj.mro == 1",
+    'r.obj._owner == "alice"',
+    'r.obj.func_area == "x"',
+    'r.obj.format_map != "x"',
+    'r.sub.exec == "x"',
+    'r.sub.__class__ == "x"',
 )
+# Names that merely resemble the forbidden ones: ordinary attributes.
+RESEMBLING: Final = ("formats", "owner_", "mro2", "func", "execs", "a_b")
 
 
 @st.composite
@@ -371,6 +416,8 @@ def _atom(draw: st.DrawFn, scope: _Scope) -> str:
         kinds += ["eval", "eval"]
     if draw(st.integers(0, 79)) == 0:
         return draw(st.sampled_from(_UNSUPPORTED))
+    if draw(st.integers(0, 29)) == 0:
+        return draw(_resembling())
     kind = draw(st.sampled_from(kinds))
     if kind == "cmp":
         return draw(_comparison(scope))
@@ -404,6 +451,25 @@ def has_unsupported(text: str) -> bool:
 
 
 # -- cases ---------------------------------------------------------------------------------
+
+# Effect strings as a user may type them. Casbin picks its effector by comparing the
+# whole string (after the config reader strips the ends): any other spacing is refused
+# when the enforcer is built, and so must it be by ragguard; Casbin's other effects
+# (deny-override, priority) are outside ragguard's language.
+EFFECT_VARIANTS: Final = (
+    ALLOW_EFFECT + "  ",
+    "  " + ALLOW_EFFECT,
+    "some(where(p.eft==allow))",
+    "some(where (p.eft==allow))",
+    "some(where  (p.eft == allow))",
+    "some( where (p.eft == allow) )",
+    "some(where (p.eft == allow)) &&!some(where (p.eft == deny))",
+    "some(where (p.eft == allow))&&!some(where (p.eft == deny))",
+    "some(where (p.eft == allow)) && ! some(where (p.eft == deny))",
+    "!some(where (p.eft == deny))",
+    "priority(p.eft) || deny",
+    "some(where (p.eft == Allow))",
+)
 
 
 @dataclass(frozen=True)
@@ -468,6 +534,9 @@ def fuzz_cases(draw: st.DrawFn) -> FuzzCase:
     """A complete case: model, lines, role links, 1-3 subjects, 3-16 chunks."""
     roles = draw(st.sampled_from(("none", "none", "flat", "domain")))
     deny_effect = draw(st.booleans())
+    effect = DENY_EFFECT if deny_effect else ALLOW_EFFECT
+    if draw(st.integers(0, 24)) == 0:
+        effect = draw(st.sampled_from(EFFECT_VARIANTS))
     uses_eval = draw(st.integers(0, 3)) == 0
     scope = _Scope(("sub", "obj", "act"), roles, uses_eval)
     matcher = draw(expressions(scope, max_leaves=7))
@@ -504,7 +573,7 @@ def fuzz_cases(draw: st.DrawFn) -> FuzzCase:
         g_lines += draw(st.lists(st.tuples(members, role_names, domains), max_size=5))
     unsupported = has_unsupported(matcher) or any(has_unsupported(p[3]) for p in p_lines)
     return FuzzCase(
-        model=model_text(matcher, effect=DENY_EFFECT if deny_effect else ALLOW_EFFECT, roles=roles),
+        model=model_text(matcher, effect=effect, roles=roles),
         p_lines=tuple(p_lines),
         g_lines=tuple(tuple(link) for link in g_lines),
         subjects=tuple(draw(st.lists(subjects(), min_size=1, max_size=3))),

@@ -28,7 +28,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ import pytest
 from _casbin_oracle import CasbinOracle
 from _conformance import DIM, EdgeBackend, _null_list
 from _matcher_grammar import FuzzCase, fuzz_cases, is_malformed, storable
+from _policy_families import ALLOW_EFFECT, DENY_EFFECT
 from hypothesis import HealthCheck, given, settings
 
 import ragguard as rg
@@ -111,13 +112,25 @@ def _expected(
         return None
 
 
-def _load(case: FuzzCase) -> rg.Policy | rg.UnsupportedPolicyError | rg.PolicyLoadError:
+def _load(
+    case: FuzzCase, load: Callable[[], rg.Policy] | None = None
+) -> rg.Policy | rg.UnsupportedPolicyError | rg.PolicyLoadError:
     """The policy, or the refusal, or a pattern Casbin cannot use (the only errors
     loading may raise here)."""
     try:
+        if load is not None:
+            return load()
         return rg.Policy.from_casbin(case.model, case.policy_text)
     except (rg.UnsupportedPolicyError, rg.PolicyLoadError) as error:
         return error
+
+
+def _casbin_refusal_of(oracle: Callable[[], CasbinOracle]) -> Exception | None:
+    try:
+        oracle()
+    except Exception as error:  # whatever Casbin raises on these files
+        return error
+    return None
 
 
 def _plan(policy: rg.Policy, subject: rg.Subject, action: str) -> rg.Plan | rg.PolicyError:
@@ -130,9 +143,52 @@ def _plan(policy: rg.Policy, subject: rg.Subject, action: str) -> rg.Plan | rg.P
         return error
 
 
-def run_fuzz_case(case: FuzzCase, backend: EdgeBackend) -> None:
-    """The three-way agreement for every (subject, chunk) of ``case``."""
-    policy = _load(case)
+def _casbin_refusal(case: FuzzCase) -> Exception | None:
+    """What ``casbin.Enforcer`` raises when it is built on the case, if anything (an
+    effect string it does not know)."""
+    try:
+        CasbinOracle(case.model, case.policy_text)
+    except Exception as error:  # Casbin raises RuntimeError, ValueError, ...
+        return error
+    return None
+
+
+_RAGGUARD_EFFECTS = (ALLOW_EFFECT, DENY_EFFECT)
+
+
+def _effect_of(model: str) -> str:
+    """The ``e = ...`` value of a model as Casbin's config reader sees it (stripped)."""
+    [line] = [line for line in model.splitlines() if line.startswith("e =")]
+    return line.split("=", 1)[1].strip()
+
+
+def run_fuzz_case(
+    case: FuzzCase,
+    backend: EdgeBackend,
+    *,
+    load: Callable[[], rg.Policy] | None = None,
+    oracle: Callable[[], CasbinOracle] | None = None,
+) -> None:
+    """The three-way agreement for every (subject, chunk) of ``case``.
+
+    ``load`` and ``oracle`` build the policy and the oracle (default: from the case's
+    text); the file tests pass loaders that read the same bytes from disk.
+    """
+    refusal = _casbin_refusal_of(oracle) if oracle else _casbin_refusal(case)
+    policy = _load(case, load)
+    if refusal is not None:
+        # Casbin cannot even build an enforcer (e.g. an effect string with other
+        # spacing): ragguard must refuse the policy when loading, saying why.
+        assert isinstance(policy, rg.PolicyLoadError), (
+            f"casbin refuses ({refusal!r}), ragguard loaded {policy!r}\n{case.describe()}"
+        )
+        return
+    if _effect_of(case.model) not in _RAGGUARD_EFFECTS:
+        # An effect Casbin runs that is outside ragguard's language.
+        assert isinstance(policy, rg.UnsupportedPolicyError), (
+            f"accepted an effect outside the language: {policy!r}\n{case.describe()}"
+        )
+        return
     if isinstance(policy, rg.PolicyLoadError):
         # Documented: a pattern a policy line or the matcher gives keyMatch2 that is not
         # a valid regular expression fails loading (Casbin raises on every enforce).
@@ -143,9 +199,12 @@ def run_fuzz_case(case: FuzzCase, backend: EdgeBackend) -> None:
         assert case.unsupported, f"refused a supported policy: {policy}\n{case.describe()}"
         return
     assert not case.unsupported, f"accepted an unsupported construct\n{case.describe()}"
-    oracle = CasbinOracle(case.model, case.policy_text)
-    intended = ([list(line) for line in case.p_lines], [list(link) for link in case.g_lines])
-    assert oracle.lines == intended, "Casbin reads the generated policy text differently"
+    if oracle is None:
+        reference = CasbinOracle(case.model, case.policy_text)
+        intended = ([list(line) for line in case.p_lines], [list(link) for link in case.g_lines])
+        assert reference.lines == intended, "Casbin reads the generated policy text differently"
+    else:
+        reference = oracle()
 
     people = [
         (subject_id, attributes, subject)
@@ -183,7 +242,7 @@ def run_fuzz_case(case: FuzzCase, backend: EdgeBackend) -> None:
             authorised: set[str] = set()
             undecided: set[str] = set()
             for pid, metadata in zip(ids, case.chunks, strict=True):
-                expected = _expected(oracle, subject_id, attributes, metadata, case.action, read)
+                expected = _expected(reference, subject_id, attributes, metadata, case.action, read)
                 decision = policy.check(subject, metadata, case.action)
                 if expected is None:
                     assert "keyMatch2(" in case.describe()

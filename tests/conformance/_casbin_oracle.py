@@ -13,9 +13,11 @@ each *value* so that it compares the way DESIGN.md says:
 * ``bool`` is its own type (``True != 1``), ``int`` and ``float`` are one numeric type,
   strings compare with strings only; an ordering between different types is false;
 * a list matches when any element matches;
-* ``x in v`` with a *string* ``v`` is Casbin's (Python's) substring containment: some
-  string element of ``x`` is a substring of ``v`` (a number is never in a string); with
-  a list ``v`` it is element equality.
+* ``x in y`` where ``y`` is a string (a policy value, a literal, or a request value
+  holding one string) is Python's substring test, as in Casbin: ``"hr" in
+  "hr-restricted"`` holds; a non-string ``x`` (or element of ``x``) is no substring of
+  anything, and an absent ``x`` or ``y`` makes ``in`` false. With a list or tuple on the
+  right, ``in`` is element equality.
 
 This module is written from DESIGN.md, not from ``ragguard._values``: it must not share
 code with what it checks. Calls are serialised: pycasbin re-parses the matcher with
@@ -24,6 +26,7 @@ code with what it checks. Calls are serialised: pycasbin re-parses the matcher w
 
 from __future__ import annotations
 
+import ast
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -32,7 +35,7 @@ import casbin
 from casbin import util as casbin_util
 from casbin.persist.adapter import Adapter, load_policy_line
 
-__all__ = ["CasbinOracle", "PlainCasbin", "Val", "normalize"]
+__all__ = ["CasbinOracle", "PlainCasbin", "Val", "contains", "normalize"]
 
 _ORACLE_LOCK: Final = threading.Lock()
 
@@ -105,6 +108,7 @@ class Val:
 
     def __init__(self, raw: object) -> None:
         self.items = normalize(raw)
+        # A single string (not a list of one): the right of ``in`` tests substrings.
         self.text = raw if isinstance(raw, str) else None
 
     def _any(self, other: object, test: Callable[[object, object], bool]) -> bool:
@@ -224,12 +228,43 @@ def _enforcer(model_text: str, policy_text: str) -> Any:
     return casbin.Enforcer(model, _TextAdapter(policy_text))
 
 
+def contains(item: object, container: object) -> bool:
+    """``item in container`` with the documented semantics (see the module docstring)."""
+    text = container if isinstance(container, str) else None
+    if isinstance(container, Val):
+        text = container.text
+    elif isinstance(container, OracleSubject):
+        text = container.subject_id
+    if text is not None:
+        return any(isinstance(a, str) and a in text for a in _items(item))
+    return item in container  # type: ignore[operator]  # Val, tuple or list: elements
+
+
+def _typed_membership(enforcer: Any) -> None:
+    """Make the enforcer's evaluator use :func:`contains` for ``in`` and ``not in``.
+
+    Casbin evaluates ``x in "text"`` with Python's operator, which raises for a wrapped
+    ``x``; everything else about the evaluator stays Casbin's own.
+    """
+    build = type(enforcer)._get_expression
+
+    def get_expression(expr: str, functions: Any = None) -> Any:
+        expression = build(expr, functions)
+        expression.operators[ast.In] = lambda x, y: contains(x, y)
+        expression.operators[ast.NotIn] = lambda x, y: not contains(x, y)
+        return expression
+
+    enforcer._get_expression = get_expression
+
+
 class CasbinOracle:
     """A ``casbin.Enforcer`` on the policy text (read by Casbin's own line reader),
     deciding wrapped requests."""
 
-    def __init__(self, model_text: str, policy_text: str = "") -> None:
-        enforcer = _enforcer(model_text, policy_text)
+    def __init__(self, model_text: str, policy_text: str = "", *, enforcer: Any = None) -> None:
+        if enforcer is None:
+            enforcer = _enforcer(model_text, policy_text)
+        _typed_membership(enforcer)
         self.lines: tuple[list[list[str]], list[list[str]]] = (
             enforcer.get_policy(),
             enforcer.get_grouping_policy() if "g" in enforcer.model.model else [],
@@ -246,6 +281,11 @@ class CasbinOracle:
             for name, manager in role_managers.items():
                 enforcer.add_function(name, _role_function(manager))
         self._enforcer = enforcer
+
+    @classmethod
+    def from_files(cls, model_path: str, policy_path: str) -> CasbinOracle:
+        """The oracle on files read by Casbin itself (``casbin.Enforcer(model, policy)``)."""
+        return cls("", enforcer=casbin.Enforcer(model_path, policy_path))
 
     def enforce(
         self,

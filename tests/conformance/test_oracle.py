@@ -56,6 +56,7 @@ ABAC = model_text(
         ({"dept": "eng", "level": 1, "public": True, "tags": "xyz"}, True),  # substring, as Casbin
         ({"dept": "eng", "level": 1, "public": True, "tags": ["xyz"]}, False),  # list: element
         ({"dept": "eng", "level": 1, "public": True, "tags": 5}, False),  # not a string
+        ({"dept": "eng", "level": 1, "public": True, "tags": "abc"}, False),
     ],
 )
 def test_oracle_applies_the_documented_value_semantics(
@@ -75,3 +76,26 @@ def test_oracle_role_domains_are_typed_strings() -> None:
     assert not oracle.enforce("alice", {}, {"tenant": 5})
     assert not oracle.enforce("alice", {}, {})
     assert not oracle.enforce("bob", {}, {"tenant": "5"})
+
+
+@pytest.mark.parametrize(
+    ("matcher", "policy", "subject", "metadata"),
+    [
+        # Casbin tests substrings when a string is on the right of in / not in.
+        ("r.obj.dept not in p.obj && r.act == p.act", "p, x, hr-restricted, read\n", {}, {"dept": "hr"}),
+        ("r.obj.dept in p.obj && r.act == p.act", "p, x, hr-restricted, read\n", {}, {"dept": "hr"}),
+        ("r.sub.id not in r.obj.blocked", "", {}, {"blocked": "alice,bob"}),
+        ("r.sub.id in r.obj.blocked", "", {}, {"blocked": "malice"}),
+        ("r.obj.dept in r.sub.dept", "", {"dept": "eng-platform"}, {"dept": "eng"}),
+        ('r.obj.dept in "eng-platform"', "", {}, {"dept": "platform"}),
+        ('r.obj.dept in "eng-platform"', "", {}, {"dept": "ops"}),
+        ("r.sub.id in r.obj.blocked", "", {}, {"blocked": ["alice,bob"]}),
+    ],
+)
+def test_oracle_membership_in_a_string_is_casbins_substring_test(
+    matcher: str, policy: str, subject: dict[str, object], metadata: dict[str, object]
+) -> None:
+    """``in`` with a string on the right: the oracle decides as unmodified Casbin."""
+    model = model_text(matcher)
+    expected = PlainCasbin(model, policy).enforce("alice", subject, metadata)
+    assert CasbinOracle(model, policy).enforce("alice", subject, metadata) is expected
