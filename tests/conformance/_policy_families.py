@@ -84,7 +84,23 @@ MATCH: Final[dict[str, Callable[[str, str], bool]]] = {
     "globMatch": casbin_util.glob_match,
     "regexMatch": casbin_util.regex_match,
 }
-BIG: Final = 2**53 + 1  # beyond what Qdrant compares exactly: relaxed, re-checked
+BIG: Final = 2**53 + 1  # beyond what a float tells apart from 2**53
+# Integers that a float cannot tell apart (around 2**53), the ends of Qdrant's 64-bit
+# integers, snowflake-style ids that differ by one, a float equal to such an integer.
+BIG_NUMBERS: Final = (
+    2**53,
+    BIG,
+    BIG - 1,
+    float(2**53),
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+    -(2**63),
+    1234567890123456789,
+    1234567890123456790,
+)
+# Strings holding others: Casbin's ``in`` with a string on the right tests substrings.
+HAYSTACKS: Final = ("eng,hr", "hr-restricted", "x y", "acme-globex")
 
 ALLOW_EFFECT: Final = "some(where (p.eft == allow))"
 DENY_EFFECT: Final = "some(where (p.eft == allow)) && !some(where (p.eft == deny))"
@@ -141,8 +157,10 @@ def model_text(
 
 # -- values ------------------------------------------------------------------------------
 
-_numbers = st.sampled_from(
-    [0, 1, 2, 3, 4, 1.0, 2.0, 2.5, -1, 10, BIG, BIG - 1, 2.0**53, 2**63 - 1, 2**63]
+_numbers = st.one_of(
+    st.sampled_from([0, 1, 2, 3, 4, 1.0, 2.0, 2.5, -1, 10, BIG]),
+    st.sampled_from([0, 1, 2, 3, 4, 1.0, 2.0, 2.5, -1, 10, BIG]),
+    st.sampled_from(BIG_NUMBERS),
 )
 _numeric_strings = st.sampled_from(["1", "2", "2.0", "10"])
 _bools = st.booleans()
@@ -168,18 +186,18 @@ def _scalar_or_list(base: st.SearchStrategy[Any], *, extra: list[Any]) -> st.Sea
 
 
 CHUNK_FIELDS: Final[dict[str, st.SearchStrategy[Any]]] = {
-    "dept": _scalar_or_list(st.sampled_from(DEPTS), extra=[*WEIRD, 1, True]),
+    "dept": _scalar_or_list(st.sampled_from(DEPTS), extra=[*WEIRD, *HAYSTACKS, 1, True]),
     "level": _scalar_or_list(_numbers, extra=["1", "2", "2.0", True, False, "high"]),
     "tenant": _scalar_or_list(st.sampled_from(TENANTS), extra=[5, "", 'acme" || "1" == "1']),
     "label": _scalar_or_list(st.sampled_from(LABELS), extra=["", "LEGAL_HOLD", 0]),
-    "tags": _scalar_or_list(st.sampled_from(TAGS), extra=["", 1, False]),
+    "tags": _scalar_or_list(st.sampled_from(TAGS), extra=["", 1, False, *HAYSTACKS]),
     "public": _scalar_or_list(_bools, extra=[1, 0, "true", 1.0]),
     "owner": _scalar_or_list(st.sampled_from(USERS), extra=list(WEIRD_IDS)),
     "path": _scalar_or_list(st.sampled_from(PATHS), extra=[1, "/DOCS/eng/1.md"]),
 }
 
 SUBJECT_FIELDS: Final[dict[str, st.SearchStrategy[Any]]] = {
-    "dept": _scalar_or_list(st.sampled_from(DEPTS), extra=[*WEIRD, 1]),
+    "dept": _scalar_or_list(st.sampled_from(DEPTS), extra=[*WEIRD, *HAYSTACKS, 1]),
     "clearance": _scalar_or_list(_numbers, extra=["2", True, "high"]),
     "tenant": _scalar_or_list(st.sampled_from(TENANTS), extra=["", 5]),
     "groups": st.lists(st.sampled_from([*DEPTS, *TAGS, *WEIRD[:3]]), max_size=3),
@@ -288,7 +306,7 @@ _PAIRS: Final = (
 )
 _LITERALS: Final[dict[str, tuple[Any, ...]]] = {
     "dept": (*DEPTS, "", "ünïcødé", 'say "hi"'),
-    "level": (0, 1, 2, 2.5, -1, "2", True, BIG, BIG - 1),
+    "level": (0, 1, 2, 2.5, -1, "2", True, BIG, *BIG_NUMBERS),
     "tenant": TENANTS,
     "label": (*LABELS, ""),
     "tags": TAGS,

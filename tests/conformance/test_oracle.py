@@ -82,8 +82,18 @@ def test_oracle_role_domains_are_typed_strings() -> None:
     ("matcher", "policy", "subject", "metadata"),
     [
         # Casbin tests substrings when a string is on the right of in / not in.
-        ("r.obj.dept not in p.obj && r.act == p.act", "p, x, hr-restricted, read\n", {}, {"dept": "hr"}),
-        ("r.obj.dept in p.obj && r.act == p.act", "p, x, hr-restricted, read\n", {}, {"dept": "hr"}),
+        (
+            "r.obj.dept not in p.obj && r.act == p.act",
+            "p, x, hr-restricted, read\n",
+            {},
+            {"dept": "hr"},
+        ),
+        (
+            "r.obj.dept in p.obj && r.act == p.act",
+            "p, x, hr-restricted, read\n",
+            {},
+            {"dept": "hr"},
+        ),
         ("r.sub.id not in r.obj.blocked", "", {}, {"blocked": "alice,bob"}),
         ("r.sub.id in r.obj.blocked", "", {}, {"blocked": "malice"}),
         ("r.obj.dept in r.sub.dept", "", {"dept": "eng-platform"}, {"dept": "eng"}),
