@@ -36,6 +36,8 @@ from typing import Any, Final
 from _policy_families import ALLOW_EFFECT, DENY_EFFECT, policy_value_ok
 from hypothesis import strategies as st
 
+from ragguard.policy import ir
+
 __all__ = [
     "CHUNK_FIELDS",
     "FuzzCase",
@@ -199,6 +201,8 @@ def metadata(draw: st.DrawFn) -> dict[str, Any]:
             out[name] = draw(_value(_CHUNK_BASE[name], malformed=malformed))
     if draw(st.integers(0, 3)) == 0:
         out[draw(st.sampled_from(RESEMBLING))] = draw(_value(_scalars, malformed=False))
+    if draw(st.integers(0, 3)) == 0:
+        out[draw(st.sampled_from(ODD_FIELDS))] = draw(_value(_scalars, malformed=False))
     return out
 
 
@@ -450,6 +454,53 @@ def has_unsupported(text: str) -> bool:
     return any(construct in text for construct in _UNSUPPORTED)
 
 
+# -- caller filters ------------------------------------------------------------------------
+
+# Attribute names a caller's filter may use that no policy in the grammar reads,
+# including names Qdrant's key syntax would read as paths or that need quoting.
+ODD_FIELDS: Final = ("dept-x", "a b", "x.y", "ünï", "tags[]", "")
+_WHERE_FIELDS: Final = (*CHUNK_FIELDS, *CHUNK_FIELDS, *ODD_FIELDS)
+_where_values = st.one_of(
+    st.sampled_from(("eng", "hr", "acme", "x", "", "/docs/eng/1.md", *HAYSTACKS)),
+    _scalars,
+)
+
+
+@st.composite
+def _where_atom(draw: st.DrawFn) -> ir.Expr:
+    name = draw(st.sampled_from(_WHERE_FIELDS))
+    kind = draw(st.sampled_from(("eq", "eq", "in", "in_long", "range", "exists", "match")))
+    if kind == "eq":
+        return ir.Eq(name, draw(_where_values))
+    if kind == "in":
+        return ir.In(name, tuple(draw(st.lists(_where_values, min_size=1, max_size=10))))
+    if kind == "in_long":
+        # Longer than any engine's cheap MatchAny: plenty of values that match nothing.
+        extra = tuple(f"v{i}" for i in range(draw(st.sampled_from((300, 2_000)))))
+        return ir.In(name, (*draw(st.lists(_where_values, max_size=3)), *extra))
+    if kind == "range":
+        bound = draw(st.one_of(_numbers, st.sampled_from(("a", "eng", "m", "/docs"))))
+        op = draw(st.sampled_from(("gt", "gte", "lt", "lte")))
+        return ir.Range(name, **{op: bound})
+    if kind == "exists":
+        return ir.Exists(name)
+    pattern = draw(st.sampled_from(PATTERNS))
+    return ir.Match(draw(st.sampled_from(("keyMatch", "globMatch"))), name, pattern)
+
+
+def where_filters() -> st.SearchStrategy[ir.Expr]:
+    """Caller filters of every shape: atoms under raw (unsimplified) And/Or/Not."""
+
+    def extend(children: st.SearchStrategy[ir.Expr]) -> st.SearchStrategy[ir.Expr]:
+        return st.one_of(
+            children.map(ir.Not),
+            st.lists(children, min_size=2, max_size=3).map(lambda xs: ir.And(tuple(xs))),
+            st.lists(children, min_size=2, max_size=3).map(lambda xs: ir.Or(tuple(xs))),
+        )
+
+    return st.recursive(_where_atom(), extend, max_leaves=4)
+
+
 # -- cases ---------------------------------------------------------------------------------
 
 # Effect strings as a user may type them. Casbin picks its effector by comparing the
@@ -485,6 +536,7 @@ class FuzzCase:
     unsupported: bool = False
     uses_eval: bool = False
     notes: tuple[str, ...] = field(default=())
+    where: ir.Expr | None = None  # a caller's narrowing filter (guard.search(where=...))
 
     @property
     def policy_text(self) -> str:
@@ -494,7 +546,10 @@ class FuzzCase:
 
     def describe(self) -> str:
         """Everything needed to reproduce a failure."""
-        return f"action={self.action!r}\n--- model\n{self.model}\n--- policy\n{self.policy_text}"
+        return (
+            f"action={self.action!r} where={self.where!r}\n--- model\n{self.model}\n"
+            f"--- policy\n{self.policy_text}"
+        )
 
 
 def model_text(matcher: str, *, effect: str, roles: str) -> str:
@@ -581,4 +636,5 @@ def fuzz_cases(draw: st.DrawFn) -> FuzzCase:
         action=draw(st.sampled_from(("read", "read", "write"))),
         unsupported=unsupported,
         uses_eval=uses_eval,
+        where=draw(where_filters()) if draw(st.integers(0, 3)) == 0 else None,
     )

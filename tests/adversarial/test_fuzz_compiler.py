@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import numpy as np
 import pytest
-from _casbin_oracle import CasbinOracle
+from _casbin_oracle import MATCHING_FUNCTIONS, CasbinOracle, Val, _ordered
 from _conformance import DIM, EdgeBackend, _null_list
 from _matcher_grammar import FuzzCase, fuzz_cases, is_malformed, storable
 from _policy_families import ALLOW_EFFECT, DENY_EFFECT
@@ -92,6 +92,38 @@ def _build_subject(subject_id: str, attributes: Mapping[str, Any]) -> rg.Subject
     return rg.Subject(id=subject_id, attributes=dict(attributes))
 
 
+def holds(expr: ir.Expr, metadata: Mapping[str, Any]) -> bool:
+    """A caller's filter decided from the IR's documented meaning (ragguard/policy/ir.py),
+    with the oracle's typed values (``Val``), not ragguard's compiled predicate."""
+    if isinstance(expr, ir.Const):
+        return expr.value
+    if isinstance(expr, ir.Not):
+        return not holds(expr.item, metadata)
+    if isinstance(expr, ir.And):
+        return all(holds(item, metadata) for item in expr.items)
+    if isinstance(expr, ir.Or):
+        return any(holds(item, metadata) for item in expr.items)
+    value = Val(metadata.get(expr.field))
+    if isinstance(expr, ir.Exists):
+        return bool(value.items)
+    if isinstance(expr, ir.Eq):
+        return value == expr.value
+    if isinstance(expr, ir.In):
+        return any(value == item for item in expr.values)
+    if isinstance(expr, ir.Range):
+        # One element must satisfy every bound (Qdrant's range on an array).
+        return any(
+            all(_ordered(op, item, bound) for op, bound in expr.bounds()) for item in value.items
+        )
+    if isinstance(expr, ir.Match):
+        function = MATCHING_FUNCTIONS[expr.function]
+        strings = [item for item in value.items if isinstance(item, str)]
+        if expr.field_first:
+            return any(function(item, expr.other) for item in strings)
+        return any(function(expr.other, item) for item in strings)
+    raise TypeError(f"no reference for {expr!r}")
+
+
 def _expected(
     oracle: CasbinOracle,
     subject_id: str,
@@ -99,6 +131,7 @@ def _expected(
     metadata: Mapping[str, Any],
     action: str,
     fields: frozenset[str],
+    where: ir.Expr | None = None,
 ) -> bool | None:
     """The oracle's verdict; a malformed attribute the plan reads denies the chunk.
 
@@ -111,9 +144,10 @@ def _expected(
         return False
     clean = {name: value for name, value in metadata.items() if name not in broken}
     try:
-        return oracle.enforce(subject_id, attributes, clean, action)
+        allowed = oracle.enforce(subject_id, attributes, clean, action)
     except re.error:
         return None
+    return allowed and (where is None or holds(where, clean))
 
 
 def _load(
@@ -242,6 +276,8 @@ def run_fuzz_case(
                 assert "invalid regular expression" in str(plan), str(plan)
                 assert "keyMatch2(" in case.describe(), str(plan)
                 continue
+            if case.where is not None:
+                plan = plan.narrow(case.where)
             fields = frozenset(ir.fields_of(plan.filter))
             # Malformed values deny a chunk when any line's residual reads them
             # (plan.fields), even if the combined filter folded them away (allow_all).
@@ -250,8 +286,12 @@ def run_fuzz_case(
             authorised: set[str] = set()
             undecided: set[str] = set()
             for pid, metadata in zip(ids, case.chunks, strict=True):
-                expected = _expected(reference, subject_id, attributes, metadata, case.action, read)
-                decision = policy.check(subject, metadata, case.action)
+                expected = _expected(
+                    reference, subject_id, attributes, metadata, case.action, read, case.where
+                )
+                decision = plan.decide(metadata)
+                if case.where is None:
+                    assert policy.check(subject, metadata, case.action) == decision
                 if expected is None:
                     assert "keyMatch2(" in case.describe()
                     undecided.add(str(pid))
