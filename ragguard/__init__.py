@@ -13,6 +13,7 @@ is re-checked exactly, its provenance verified, and every retrieval traced and a
 
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _distribution_version
+from typing import TYPE_CHECKING, Any
 
 from ragguard.audit import JsonlAuditLog
 from ragguard.budget import BudgetBackend, InMemoryBudgetBackend, ReleaseBudget
@@ -44,6 +45,19 @@ try:
 except PackageNotFoundError:  # pragma: no cover - imported from a source tree, not installed
     __version__ = "0+unknown"
 
+if TYPE_CHECKING:
+    from ragguard.stores.pgvector import PgVectorStore
+
+
+def __getattr__(name: str) -> Any:
+    # Optional stores import their client library only when named: `import ragguard`
+    # never imports psycopg.
+    if name == "PgVectorStore":
+        from ragguard.stores.pgvector import PgVectorStore
+
+        return PgVectorStore
+    raise AttributeError(f"module 'ragguard' has no attribute {name!r}")
+
 __all__ = [
     "AuditError",
     "AuditSink",
@@ -60,6 +74,7 @@ __all__ = [
     "Ingestor",
     "JsonlAuditLog",
     "MissingDependencyError",
+    "PgVectorStore",
     "Plan",
     "Policy",
     "PolicyError",

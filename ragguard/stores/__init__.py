@@ -2,19 +2,36 @@
 
 * :class:`EdgeStore` — the embedded default: Qdrant's engine in-process (``qdrant-edge-py``).
 * :class:`QdrantStore` — a Qdrant server or cluster through ``qdrant-client``.
+* :class:`PgVectorStore` — PostgreSQL with pgvector (``ragguard[pgvector]``, imported
+  on first use).
 
 Both implement the :class:`Store` protocol (``ragguard.stores.base``); a store narrows
 candidates with the pushed-down filter, the guard decides.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoredChunk, point_id
 from ragguard.stores.edge import EdgeStore
 from ragguard.stores.qdrant import QdrantStore
+
+if TYPE_CHECKING:
+    from ragguard.stores.pgvector import PgVectorStore
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PgVectorStore":  # psycopg is imported only when the store is named
+        from ragguard.stores.pgvector import PgVectorStore
+
+        return PgVectorStore
+    raise AttributeError(f"module 'ragguard.stores' has no attribute {name!r}")
+
 
 __all__ = [
     "Chunk",
     "EdgeStore",
     "IndexSpec",
+    "PgVectorStore",
     "Pushdown",
     "QdrantStore",
     "Store",

@@ -1,0 +1,257 @@
+"""Filter IR → a SQL ``WHERE`` over a JSONB metadata column, with ragguard's typed semantics.
+
+Pure: builds ``psycopg.sql`` objects and a parameter list, never touches a connection.
+Values are always bound parameters; metadata keys are validated (:data:`SAFE_KEY`) and
+quoted as SQL literals, never interpolated raw. Exactness (see docs/stores.md, PgVectorStore):
+
+* ``Eq``/``In`` are JSONB containment, ``m @> ANY($1)`` with ``$1`` holding
+  ``{"f": v}`` and ``{"f": [v]}`` for each value: JSONB equality is typed (``true`` is
+  not ``1``, ``"1"`` is not ``1``), numeric for numbers (``1 = 1.0``, integers exact at
+  any size), and the array form matches any element of a list. A GIN
+  ``jsonb_path_ops`` index on the column (langchain-postgres creates one) serves it.
+* ``Range`` compares numbers as ``numeric`` and strings in code-point order
+  (``COLLATE "C"`` on a UTF-8 database), per element of a list, one element meeting
+  every bound; other types never order.
+* ``Exists``: a value that is not ``null`` and not a list holding only ``null`` s.
+* An absent attribute makes every atom false; negations are two-valued (``COALESCE``).
+
+Relaxed (by polarity, like the Qdrant translator: the store returns a superset and the
+guard's re-check decides): Casbin matching functions, attribute names that are not
+:data:`SAFE_KEY`, non-finite numbers, floats at or beyond ±2**53 (where a float and its
+decimal text part ways), string ranges on a database whose encoding is not UTF-8, and
+any atom this module does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ragguard._values import kind_of
+from ragguard.policy import ir
+from ragguard.policy._predicate import describe_condition
+from ragguard.stores.base import Pushdown
+
+__all__ = ["SAFE_KEY", "PgFilter", "PgFilterTranslator"]
+
+SAFE_KEY: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,127}")
+"""Metadata keys the SQL addresses (``metadata -> 'key'``); others are relaxed."""
+
+_EXACT_FLOAT: Final = 2**53
+_CACHE_SIZE: Final = 1024
+_SQL_OPERATORS: Final = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+@dataclass(frozen=True)
+class PgFilter:
+    """A compiled ``WHERE`` condition: SQL with ``%s`` placeholders and their values."""
+
+    condition: sql.Composable
+    params: tuple[Any, ...]
+
+
+class PgFilterTranslator:
+    """Compiles plan filters for one metadata column; results cached per expression."""
+
+    def __init__(self, column: sql.Composable, *, utf8: bool = True) -> None:
+        self._column = column
+        self._utf8 = utf8
+        self._cache: OrderedDict[ir.Expr, Pushdown] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def translate(self, expr: ir.Expr) -> Pushdown:
+        """The pushdown for ``expr``: ``native`` is a :class:`PgFilter` or ``None``."""
+        with self._lock:
+            cached = self._cache.get(expr)
+            if cached is not None:
+                self._cache.move_to_end(expr)
+                return cached
+        pushdown = self._translate(expr)
+        with self._lock:
+            self._cache[expr] = pushdown
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return pushdown
+
+    def _translate(self, expr: ir.Expr) -> Pushdown:
+        relaxed: list[str] = []
+        narrowed = self._relax(expr, positive=True, relaxed=relaxed)
+        exact = not relaxed
+        if narrowed == ir.FALSE:
+            return Pushdown(native=None, exact=exact, matches_nothing=True, relaxed=tuple(relaxed))
+        if narrowed == ir.TRUE:
+            return Pushdown(native=None, exact=exact, relaxed=tuple(relaxed))
+        params: list[Any] = []
+        condition = self._build(narrowed, negated=False, params=params)
+        return Pushdown(
+            native=PgFilter(condition, tuple(params)), exact=exact, relaxed=tuple(relaxed)
+        )
+
+    # -- phase 1: replace what SQL here cannot decide exactly, by polarity ----------------
+
+    def _relax(self, expr: ir.Expr, *, positive: bool, relaxed: list[str]) -> ir.Expr:
+        if isinstance(expr, ir.Const):
+            return expr
+        if isinstance(expr, ir.And):
+            return ir.and_(
+                *(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items)
+            )
+        if isinstance(expr, ir.Or):
+            return ir.or_(*(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items))
+        if isinstance(expr, ir.Not):
+            return ir.not_(self._relax(expr.item, positive=not positive, relaxed=relaxed))
+        why = self._inexpressible(expr)
+        if why is None:
+            return expr
+        relaxed.append(f"{_describe(expr)} ({why})")
+        return ir.TRUE if positive else ir.FALSE
+
+    def _inexpressible(self, atom: ir.Expr) -> str | None:
+        if not isinstance(atom, (ir.Eq, ir.In, ir.Range, ir.Exists)):
+            if isinstance(atom, ir.Match):
+                return f"{atom.function} is decided after the search"
+            return f"{type(atom).__name__} is decided after the search"
+        if not SAFE_KEY.fullmatch(atom.field):
+            return "attribute name is not a plain key"
+        if isinstance(atom, ir.Eq):
+            return _number_problem([atom.value])
+        if isinstance(atom, ir.In):
+            return _number_problem(atom.values)
+        if isinstance(atom, ir.Range):
+            values = [v for _, v in atom.bounds()]
+            if not self._utf8 and any(kind_of(v) == "str" for v in values):
+                return "string order needs a UTF-8 database"
+            return _number_problem(values)
+        return None
+
+    # -- phase 2: SQL -----------------------------------------------------------------------
+
+    def _build(self, expr: ir.Expr, *, negated: bool, params: list[Any]) -> sql.Composable:
+        if isinstance(expr, ir.Const):
+            return sql.SQL("TRUE" if expr.value else "FALSE")
+        if isinstance(expr, (ir.And, ir.Or)):
+            joiner = sql.SQL(" AND " if isinstance(expr, ir.And) else " OR ")
+            parts = [self._build(i, negated=negated, params=params) for i in expr.items]
+            return sql.SQL("({})").format(joiner.join(parts))
+        if isinstance(expr, ir.Not):
+            return sql.SQL("(NOT {})").format(self._build(expr.item, negated=True, params=params))
+        atom = self._atom(expr, params)
+        # Under a negation an atom must be two-valued: SQL's NULL (an absent attribute)
+        # would make NOT(NULL) NULL and drop the row. In a negation-free context NULL and
+        # FALSE select the same rows, and the bare atom keeps its index usable.
+        return sql.SQL("COALESCE({}, FALSE)").format(atom) if negated else atom
+
+    def _atom(self, expr: ir.Expr, params: list[Any]) -> sql.Composable:
+        if isinstance(expr, ir.Eq):
+            return self._contains_any(expr.field, (expr.value,), params)
+        if isinstance(expr, ir.In):
+            return self._contains_any(expr.field, expr.values, params)
+        if isinstance(expr, ir.Range):
+            return self._range(expr, params)
+        if isinstance(expr, ir.Exists):
+            return self._exists(expr.field)
+        raise AssertionError(f"unexpected filter node {expr!r}")  # pragma: no cover
+
+    def _value(self, field: str) -> sql.Composable:
+        return sql.SQL("({} -> {})").format(self._column, sql.Literal(field))
+
+    def _contains_any(
+        self, field: str, values: Sequence[ir.Scalar], params: list[Any]
+    ) -> sql.Composable:
+        documents: list[Jsonb] = []
+        for value in values:
+            documents.append(Jsonb({field: value}, dumps=_dumps))
+            documents.append(Jsonb({field: [value]}, dumps=_dumps))
+        params.append(documents)
+        return sql.SQL("({} @> ANY(%s::jsonb[]))").format(self._column)
+
+    def _range(self, expr: ir.Range, params: list[Any]) -> sql.Composable:
+        bounds = expr.bounds()
+        kinds = {kind_of(v) for _, v in bounds}
+        if len(kinds) > 1 or kinds - {"number", "str"}:
+            return sql.SQL("FALSE")  # no value orders against a boolean or two kinds at once
+        value = self._value(expr.field)
+        element = sql.SQL("e.x")
+        scalar: sql.Composable
+        each: sql.Composable
+        if not kinds:  # no bounds: any number or string
+            kinds_sql = sql.SQL("IN ('number', 'string')")
+            scalar = sql.SQL("jsonb_typeof({}) {}").format(value, kinds_sql)
+            each = sql.SQL("jsonb_typeof({}) {}").format(element, kinds_sql)
+        else:
+            kind = kinds.pop()
+            scalar = self._bounded(value, kind, bounds, params)
+            each = self._bounded(element, kind, bounds, params)
+        return sql.SQL(
+            "({scalar} OR (jsonb_typeof({v}) = 'array' AND EXISTS ("
+            "SELECT 1 FROM jsonb_array_elements({v}) AS e(x) WHERE {each})))"
+        ).format(scalar=scalar, v=value, each=each)
+
+    @staticmethod
+    def _bounded(
+        value: sql.Composable,
+        kind: str,
+        bounds: list[tuple[str, ir.Scalar]],
+        params: list[Any],
+    ) -> sql.Composable:
+        if kind == "number":
+            typed = sql.SQL("(CASE WHEN jsonb_typeof({v}) = 'number' THEN ({v})::numeric END)")
+            placeholder = sql.SQL("%s::numeric")
+        else:
+            typed = sql.SQL("(CASE WHEN jsonb_typeof({v}) = 'string' THEN ({v} #>> '{{}}') END)")
+            placeholder = sql.SQL('%s::text COLLATE "C"')
+        left = typed.format(v=value)
+        if kind == "str":
+            left = sql.SQL('{} COLLATE "C"').format(left)
+        parts: list[sql.Composable] = []
+        for op, bound in bounds:
+            params.append(_number_param(bound) if kind == "number" else bound)
+            parts.append(sql.SQL("{} {} {}").format(left, sql.SQL(_SQL_OPERATORS[op]), placeholder))
+        return sql.SQL("({})").format(sql.SQL(" AND ").join(parts))
+
+    def _exists(self, field: str) -> sql.Composable:
+        value = self._value(field)
+        return sql.SQL(
+            "(jsonb_typeof({v}) NOT IN ('null', 'array') OR (jsonb_typeof({v}) = 'array' "
+            "AND EXISTS (SELECT 1 FROM jsonb_array_elements({v}) AS e(x) "
+            "WHERE jsonb_typeof(e.x) <> 'null')))"
+        ).format(v=value)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _number_param(value: ir.Scalar) -> int | Decimal:
+    # An int binds as itself (exact at any size); a float as its shortest decimal text,
+    # the form json.dumps wrote the stored metadata in.
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return int(value)
+
+
+def _number_problem(values: Sequence[ir.Scalar]) -> str | None:
+    for value in values:
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return "not a finite number"
+            if abs(value) >= _EXACT_FLOAT:
+                return f"{value!r}: a float at or beyond 2**53 is not compared exactly"
+    return None
+
+
+def _describe(expr: ir.Expr) -> str:
+    try:
+        return describe_condition(expr)
+    except Exception:  # an atom describe_condition does not know
+        return type(expr).__name__
