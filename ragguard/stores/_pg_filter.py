@@ -66,19 +66,22 @@ class PgFilterTranslator:
     def __init__(self, column: sql.Composable, *, utf8: bool = True) -> None:
         self._column = column
         self._utf8 = utf8
-        self._cache: OrderedDict[ir.Expr, Pushdown] = OrderedDict()
+        # Keyed by repr, not by IR equality: IR nodes compare numbers through their float
+        # value (2**70 and 2**70 + 1 are equal nodes), but the SQL binds them exactly.
+        self._cache: OrderedDict[str, Pushdown] = OrderedDict()
         self._lock = threading.Lock()
 
     def translate(self, expr: ir.Expr) -> Pushdown:
         """The pushdown for ``expr``: ``native`` is a :class:`PgFilter` or ``None``."""
+        key = repr(expr)
         with self._lock:
-            cached = self._cache.get(expr)
+            cached = self._cache.get(key)
             if cached is not None:
-                self._cache.move_to_end(expr)
+                self._cache.move_to_end(key)
                 return cached
         pushdown = self._translate(expr)
         with self._lock:
-            self._cache[expr] = pushdown
+            self._cache[key] = pushdown
             if len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         return pushdown

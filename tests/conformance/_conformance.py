@@ -50,6 +50,7 @@ __all__ = [
     "DIM",
     "EXAMPLES_PER_FAMILY",
     "EdgeBackend",
+    "PgVectorBackend",
     "QdrantBackend",
     "StoreBackend",
     "check_decisions",
@@ -367,3 +368,24 @@ def run_case(case: Case, backend: StoreBackend | None) -> Outcome:
         total = sum(len(row) for row in verdicts)
         return Outcome(released, total - released, (), ())
     return check_store(case, policy, backend, verdicts)
+
+
+class PgVectorBackend:
+    """A ``PgVectorStore`` table (with its HNSW index) in a real PostgreSQL, reused."""
+
+    def __init__(self, url: str, table: str) -> None:
+        self.store: rg.PgVectorStore = rg.PgVectorStore.create(
+            url, table=table, dim=DIM, distance="cosine"
+        )
+        self.exact_search_param = True
+        self._indexes = _IndexBook()
+
+    def load(self, chunks: Sequence[rg.Chunk], indexes: Sequence[rg.IndexSpec]) -> None:
+        self.store.create_payload_indexes(self._indexes.missing(indexes))
+        self.store.upsert(chunks)
+
+    def clear(self, ids: Sequence[int]) -> None:
+        self.store.delete(list(ids))
+
+    def close(self) -> None:
+        self.store.close()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from _conformance import EdgeBackend, QdrantBackend
+from _conformance import EdgeBackend, PgVectorBackend, QdrantBackend
 from qdrant_client import QdrantClient
 
 
@@ -39,3 +40,20 @@ def local_qdrant_backend() -> Iterator[Callable[[str], QdrantBackend]]:
 
     yield get
     client.close()
+
+
+@pytest.fixture(scope="module")
+def pgvector_backend(pgvector_url: str) -> Iterator[Callable[[str], PgVectorBackend]]:
+    """``pgvector_backend(name)``: a ``PgVectorStore`` table in a fresh, uniquely named table."""
+    backends: dict[str, PgVectorBackend] = {}
+
+    def get(name: str) -> PgVectorBackend:
+        if name not in backends:
+            backends[name] = PgVectorBackend(
+                pgvector_url, f"conformance_{name}_{uuid.uuid4().hex[:8]}"
+            )
+        return backends[name]
+
+    yield get
+    for backend in backends.values():
+        backend.close()

