@@ -100,6 +100,7 @@ class PgVectorStore:
         ef_search: int = 100,
         max_scan_tuples: int | None = None,
         pool_size: int = 4,
+        open_timeout: float = 10.0,
     ) -> None:
         if distance not in _DISTANCES:
             raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(_DISTANCES)}")
@@ -124,7 +125,7 @@ class PgVectorStore:
         if conninfo is not None:
             try:
                 pool = ConnectionPool(conninfo, min_size=1, max_size=pool_size, open=False)
-                pool.open(wait=True, timeout=10.0)
+                pool.open(wait=True, timeout=open_timeout)
             except Exception as exc:
                 raise StoreError(
                     f"cannot connect to PostgreSQL for table {self.schema}.{self.table}: "
@@ -137,12 +138,16 @@ class PgVectorStore:
         self._iterative_scan = False
         utf8 = True
         if pool is not None:
-            utf8, version = self._server_facts()
-            self._iterative_scan = version >= (0, 8)
-            if layout == "langchain":
-                self._collection_id = self._find_collection()
-            if dim is None:
-                dim = self._read_dim()
+            try:
+                utf8, version = self._server_facts()
+                self._iterative_scan = version >= (0, 8)
+                if layout == "langchain":
+                    self._collection_id = self._find_collection()
+                if dim is None:
+                    dim = self._read_dim()
+            except BaseException:
+                self.close()
+                raise
         if dim is None:
             raise ValueError("pass dim= when PgVectorStore has only an async pool")
         self._dim = int(dim)
@@ -316,7 +321,7 @@ class PgVectorStore:
             row: list[Any] = [
                 pid,
                 chunk.text,
-                Jsonb(_metadata(chunk.metadata, pid), dumps=_dumps),
+                Jsonb(_metadata(chunk.metadata, chunk.id), dumps=_dumps),
                 _vector_text(as_vector(chunk.vector, self._dim)),
             ]
             if self.layout == "langchain":
@@ -613,9 +618,9 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def _metadata(metadata: Mapping[str, Any], chunk_id: str) -> dict[str, Any]:
+def _metadata(metadata: Mapping[str, Any], chunk_id: object) -> dict[str, Any]:
     """The metadata as a JSON object, refused with :class:`StoreError` if it is not JSON."""
-    path = f"chunk {chunk_id} metadata"
+    path = f"chunk {chunk_id!s} metadata"
     try:
         canonical_value(metadata, path)
     except CanonicalizationError as exc:

@@ -1,0 +1,402 @@
+"""PgVectorStore on a real PostgreSQL with pgvector (``pgvector_url``, tests/conftest.py).
+
+* random filter IR over random metadata: the SQL selects exactly the rows the compiled
+  predicate accepts when the pushdown claims to be exact, a superset when relaxed; with
+  and without the indexes ``create_payload_indexes`` makes (an index must not change
+  which rows match);
+* the typed semantics case by case: absent, ``True`` vs ``1``, ``1 == 1.0``, integers
+  beyond 64 bits, lists, unicode order, type-mismatched ordering;
+* guarded top-k equals numpy brute force (cosine, dot, euclid) with exact search, and an
+  HNSW search with a selective filter still fills k (iterative scan);
+* an existing langchain-postgres collection, written by langchain-postgres itself;
+* errors: StoreError without query values, MissingDependencyError, lazy import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_stores import FIELDS, ODD_FIELD, expressions, payloads
+
+import ragguard as rg
+from ragguard.policy import ir
+from ragguard.policy._predicate import compile_check, normalize_metadata
+
+DIM = 4
+_ids = itertools.count(1)
+
+
+def _accepts(expr: ir.Expr, metadata: Mapping[str, Any]) -> bool:
+    fields = frozenset(ir.fields_of(expr))
+    return compile_check(expr)(normalize_metadata(metadata, fields))
+
+
+@pytest.fixture(scope="module")
+def stores(pgvector_url: str) -> Iterator[dict[str, rg.PgVectorStore]]:
+    """A plain table and one with every index create_payload_indexes makes."""
+    plain = rg.PgVectorStore.create(pgvector_url, table="ir_plain", dim=DIM)
+    indexed = rg.PgVectorStore.create(pgvector_url, table="ir_indexed", dim=DIM)
+    indexed.create_payload_indexes(
+        [rg.IndexSpec(f, s) for f, s in zip(FIELDS, ["keyword", "integer", "float"], strict=True)]
+        + [rg.IndexSpec("b", "float"), rg.IndexSpec("c", "integer")]
+    )
+    yield {"plain": plain, "indexed": indexed}
+    plain.close()
+    indexed.close()
+
+
+@pytest.mark.parametrize("name", ["plain", "indexed"])
+def test_sql_filter_equals_predicate_when_exact_and_covers_it_when_relaxed(
+    name: str, stores: dict[str, rg.PgVectorStore]
+) -> None:
+    """Random IR over random metadata: SQL ⊇ predicate, and = when the pushdown is exact."""
+    store = stores[name]
+    rng = np.random.default_rng(0)
+
+    @settings(
+        max_examples=int(os.environ.get("RAGGUARD_CONFORMANCE_EXAMPLES") or 150),
+        deadline=None,
+        derandomize=not os.environ.get("RAGGUARD_CONFORMANCE_EXAMPLES"),
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(expr=expressions, points=st.lists(payloads, min_size=1, max_size=16))
+    def agrees(expr: ir.Expr, points: list[dict[str, Any]]) -> None:
+        ids = [next(_ids) for _ in points]
+        by_id = {str(i): md for i, md in zip(ids, points, strict=True)}
+        vectors = rng.standard_normal((len(points), DIM)) + 0.1
+        store.upsert(
+            rg.Chunk(text="t", metadata=md, vector=list(v), id=i)
+            for i, md, v in zip(ids, points, vectors, strict=True)
+        )
+        try:
+            pushdown = store.translate(expr)
+            found = {h.id for h in store.search([1.0] * DIM, len(points), pushdown, exact=True)}
+        finally:
+            store.delete(ids)
+        accepted = {i for i, md in by_id.items() if _accepts(expr, md)}
+        context = f"\nexpr={expr!r}\nexact={pushdown.exact} relaxed={pushdown.relaxed}"
+        missing = accepted - found
+        assert not missing, f"filter dropped {[by_id[i] for i in missing]}" + context
+        if pushdown.exact:
+            extra = [by_id[i] for i in found - accepted]
+            assert not extra, f"exact filter let through {extra}" + context
+
+    agrees()
+
+
+# -- the typed semantics, case by case ----------------------------------------------------
+
+ROWS: dict[str, dict[str, Any]] = {
+    "absent": {},
+    "null": {"v": None},
+    "empty": {"v": []},
+    "nulls": {"v": [None]},
+    "one": {"v": 1},
+    "one-float": {"v": 1.0},
+    "true": {"v": True},
+    "str-1": {"v": "1"},
+    "big": {"v": 2**64 + 1},
+    "big-minus": {"v": 2**64},
+    "huge": {"v": 10**30},
+    "list": {"v": ["a", 5, None]},
+    "accent": {"v": "é"},
+    "upper": {"v": "Z"},
+    "lower": {"v": "a"},
+    "neg": {"v": -2.5},
+}
+CASES: list[tuple[ir.Expr, set[str]]] = [
+    (ir.Eq("v", 1), {"one", "one-float"}),
+    (ir.Eq("v", 1.0), {"one", "one-float"}),
+    (ir.Eq("v", True), {"true"}),
+    (ir.Eq("v", "1"), {"str-1"}),
+    (ir.Eq("v", 2**64 + 1), {"big"}),
+    (ir.Eq("v", 2**64), {"big-minus"}),
+    (ir.Eq("v", 10**30), {"huge"}),
+    (ir.Eq("v", "a"), {"list", "lower"}),
+    (ir.Eq("v", 5), {"list"}),
+    (ir.In("v", (True, "a")), {"true", "list", "lower"}),
+    (ir.Not(ir.Eq("v", "a")), set(ROWS) - {"list", "lower"}),
+    (
+        ir.and_(ir.Exists("v"), ir.Not(ir.Eq("v", 1))),
+        {"true", "str-1", "big", "big-minus", "huge", "list", "accent", "upper", "lower", "neg"},
+    ),
+    (ir.Exists("v"), set(ROWS) - {"absent", "null", "empty", "nulls"}),
+    (ir.Not(ir.Exists("v")), {"absent", "null", "empty", "nulls"}),
+    (ir.Range("v", gt=1), {"big", "big-minus", "huge", "list"}),
+    (ir.Range("v", gt=2**64), {"big", "huge"}),
+    (ir.Range("v", gte=-3, lt=1), {"neg"}),
+    (ir.Range("v", gte=1, lte=1), {"one", "one-float"}),
+    (ir.Range("v", gt=1, lt=5), set()),  # one element must meet every bound
+    (ir.Range("v", gt="Z"), {"accent", "list", "lower"}),  # code-point order: Z < a < é
+    (ir.Range("v", lt="a"), {"upper", "str-1"}),
+    (ir.Not(ir.Range("v", gt=1)), set(ROWS) - {"big", "big-minus", "huge", "list"}),
+]
+
+
+@pytest.fixture(scope="module")
+def typed(pgvector_url: str) -> Iterator[rg.PgVectorStore]:
+    store = rg.PgVectorStore.create(pgvector_url, table="typed", dim=DIM)
+    store.upsert(
+        rg.Chunk(text=name, metadata=md, vector=[1.0, 0.0, 0.0, 0.0], id=name)
+        for name, md in ROWS.items()
+    )
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize(("expr", "expected"), CASES, ids=[repr(c[0]) for c in CASES])
+def test_typed_semantics_are_exact_in_sql(
+    expr: ir.Expr, expected: set[str], typed: rg.PgVectorStore
+) -> None:
+    """Each case: the rows the SQL selects are the predicate's and the documented ones."""
+    pushdown = typed.translate(expr)
+    assert pushdown.exact, pushdown.relaxed
+    found = {h.text for h in typed.search([1.0, 0, 0, 0], len(ROWS), pushdown, exact=True)}
+    by_predicate = {name for name, md in ROWS.items() if _accepts(expr, md)}
+    assert by_predicate == expected, "the test's expectation disagrees with ragguard"
+    assert found == expected
+
+
+def test_relaxed_atoms_are_reported_and_never_narrow(typed: rg.PgVectorStore) -> None:
+    """Matching functions, odd names, big floats: relaxed (a superset), and said so."""
+    for expr in [
+        ir.Match("keyMatch", "v", "a*", True),
+        ir.Eq(ODD_FIELD + "'; DROP TABLE typed; --", "x"),
+        ir.Eq("v", 2.0**60),
+    ]:
+        pushdown = typed.translate(expr)
+        assert not pushdown.exact
+        assert pushdown.relaxed
+        found = {h.text for h in typed.search([1.0, 0, 0, 0], 100, pushdown)}
+        assert found == set(ROWS)
+    assert len(typed.get(list(ROWS))) == len(ROWS)  # nothing was dropped
+
+
+# -- guarded top-k against numpy ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("distance", ["cosine", "dot", "euclid"])
+def test_guarded_top_k_equals_brute_force(distance: str, pgvector_url: str, pg_table: str) -> None:
+    """Exact search: the released top-k is numpy's among the authorised, scores included."""
+    rng = np.random.default_rng(7)
+    n, k = 400, 10
+    vectors = rng.standard_normal((n, DIM))
+    depts = rng.choice(["eng", "hr", "ops", "legal"], size=n, p=[0.6, 0.3, 0.09, 0.01])
+    policy = rg.Policy.from_casbin(MODEL, POLICY)
+    with rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=DIM, distance=distance) as st_:
+        st_.create_payload_indexes(policy.index_specs())
+        st_.upsert(
+            rg.Chunk(text=f"c{i}", metadata={"dept": str(d)}, vector=list(v), id=i)
+            for i, (d, v) in enumerate(zip(depts, vectors, strict=True))
+        )
+        query = rng.standard_normal(DIM)
+        if distance == "cosine":
+            scores = (vectors / np.linalg.norm(vectors, axis=1)[:, None]) @ (
+                query / np.linalg.norm(query)
+            )
+        elif distance == "dot":
+            scores = vectors @ query
+        else:
+            scores = -np.linalg.norm(vectors - query, axis=1)
+        for exact in (True, False):
+            guard = rg.Guard(policy, st_, exact_search=exact)
+            for user, allowed in [("alice", {"legal"}), ("bob", {"hr", "ops"})]:
+                hits = guard.search(rg.Subject(id=user), list(query), k)
+                authorised = [i for i in range(n) if depts[i] in allowed]
+                best = sorted(authorised, key=lambda i: -scores[i])[:k]
+                assert all(depts[int(h.id)] in allowed for h in hits)
+                assert [int(h.id) for h in hits] == best, (distance, exact, user)
+                sign = -1.0 if distance == "euclid" else 1.0
+                for h in hits:
+                    assert abs(sign * h.score - scores[int(h.id)]) < 1e-4
+
+
+MODEL = """
+[request_definition]
+r = sub, obj, act
+[policy_definition]
+p = sub, dept, act
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = r.sub.id == p.sub && r.obj.dept == p.dept && r.act == p.act
+"""
+POLICY = "p, alice, legal, read\np, bob, hr, read\np, bob, ops, read\n"
+
+
+def test_hnsw_iterative_scan_fills_k_under_a_selective_filter(
+    pgvector_url: str, pg_table: str
+) -> None:
+    """0.5 % readable, HNSW search: iterative scan keeps going until k rows match."""
+    rng = np.random.default_rng(3)
+    n, k = 4000, 10
+    vectors = rng.standard_normal((n, 16))
+    store = rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=16)
+    try:
+        store.upsert(
+            rg.Chunk(text="t", metadata={"dept": "legal" if i % 200 == 0 else "eng"},
+                     vector=list(v), id=i)
+            for i, v in enumerate(vectors)
+        )  # fmt: skip
+        with psycopg.connect(pgvector_url, autocommit=True) as conn:
+            conn.execute(f"ANALYZE {pg_table}")
+            conn.execute("SET enable_seqscan = off")  # the HNSW plan, as at scale
+        pushdown = store.translate(ir.Eq("dept", "legal"))
+        approximate = store.search(list(vectors[1]), k, pushdown)
+        exact = store.search(list(vectors[1]), k, pushdown, exact=True)
+        assert len(approximate) == k
+        assert {h.id for h in approximate} <= {str(i) for i in range(0, n, 200)}
+        assert len({h.id for h in approximate} & {h.id for h in exact}) >= k - 1
+    finally:
+        store.close()
+
+
+# -- langchain-postgres --------------------------------------------------------------------
+
+
+def test_an_existing_langchain_postgres_collection_works_without_migration(
+    pgvector_url: str,
+) -> None:
+    """langchain-postgres writes two collections; the store reads one, filtered, and its
+    own upserts read back through langchain-postgres."""
+    pytest.importorskip("langchain_postgres")
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_postgres import PGVector
+
+    url = pgvector_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    embeddings = DeterministicFakeEmbedding(size=DIM)
+    docs = PGVector(embeddings, connection=url, collection_name="docs", use_jsonb=True)
+    other = PGVector(embeddings, connection=url, collection_name="other", use_jsonb=True)
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((6, DIM)).tolist()
+    metas: list[dict[str, Any]] = [
+        {"dept": "hr", "level": 1},
+        {"dept": "eng", "level": 2},
+        {"dept": ["eng", "hr"], "level": 3},
+        {"level": 4},
+        {"dept": "hr", "level": 5.0},
+        {"dept": "legal", "level": 2**70},
+    ]
+    docs.add_embeddings(
+        [f"doc {i}" for i in range(6)], vectors, metas, ids=[f"d{i}" for i in range(6)]
+    )
+    other.add_embeddings(["x"], [vectors[0]], [{"dept": "hr"}], ids=["o0"])
+    store = rg.PgVectorStore.langchain(pgvector_url, collection="docs")
+    try:
+        assert store.dim == DIM
+        hits = store.search(vectors[0], 10, store.translate(ir.Eq("dept", "hr")), exact=True)
+        assert {h.id for h in hits} == {"d0", "d2", "d4"}
+        assert hits[0].id == "d0"
+        assert abs(hits[0].score - 1.0) < 1e-5
+        assert hits[0].text == "doc 0"
+        ranged = store.translate(ir.and_(ir.Exists("dept"), ir.Range("level", gt=2)))
+        assert {h.id for h in store.search(vectors[0], 10, ranged)} == {"d2", "d4", "d5"}
+        assert [c.id for c in store.get(["d5", "o0"])] == ["d5"]  # not another collection's
+        store.upsert([rg.Chunk("new", {"dept": "hr"}, vectors[3], id="7")])
+        found = docs.similarity_search_by_vector(vectors[3], k=1, filter={"dept": "hr"})
+        assert found[0].page_content == "new"
+        assert other.similarity_search_by_vector(vectors[3], k=5)[0].page_content == "x"
+    finally:
+        store.close()
+        docs.delete_collection()
+        other.delete_collection()
+        docs._engine.dispose()
+        other._engine.dispose()
+
+
+# -- async ---------------------------------------------------------------------------------
+
+
+def test_asearch_with_an_async_pool_equals_search(pgvector_url: str, pg_table: str) -> None:
+    from psycopg_pool import AsyncConnectionPool
+
+    store = rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=DIM)
+    store.upsert(
+        rg.Chunk("t", {"dept": d}, [float(i), 1.0, 0.0, 0.0], id=i)
+        for i, d in enumerate(["hr", "eng", "hr"])
+    )
+    pushdown = store.translate(ir.Eq("dept", "hr"))
+
+    async def run() -> list[rg.StoredChunk]:
+        async with AsyncConnectionPool(pgvector_url, min_size=1, max_size=2) as pool:
+            native = rg.PgVectorStore(pool=store.pool, async_pool=pool, table=pg_table)
+            return await native.asearch([1.0, 1.0, 0.0, 0.0], 5, pushdown)
+
+    try:
+        assert asyncio.run(run()) == store.search([1.0, 1.0, 0.0, 0.0], 5, pushdown)
+        assert [c.id for c in asyncio.run(run())] == ["2", "0"]
+    finally:
+        store.close()
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_sql_errors_are_store_errors_without_query_values(pgvector_url: str, pg_table: str) -> None:
+    store = rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=DIM)
+    try:
+        with psycopg.connect(pgvector_url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {pg_table}")
+        secret = ir.Eq("dept", "salary-of-bob")
+        with pytest.raises(rg.StoreError) as raised:
+            store.search([0.123456, 0, 0, 0], 3, store.translate(secret))
+        message = str(raised.value)
+        assert "UndefinedTable" in message
+        assert pg_table in message
+        assert "salary" not in message
+        assert "0.123456" not in message
+    finally:
+        store.close()
+
+
+def test_wrong_input_is_refused(pgvector_url: str, pg_table: str) -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        rg.PgVectorStore.create(pgvector_url, table='x"; DROP TABLE y; --', dim=DIM)
+    with pytest.raises(ValueError, match="identifier"):
+        rg.PgVectorStore(pgvector_url, table="ok", schema="bad schema", dim=DIM)
+    store = rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=DIM)
+    try:
+        with pytest.raises(rg.StoreError, match="already exists"):
+            rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=DIM)
+        with pytest.raises(rg.StoreError, match="dimension"):
+            store.search([1.0, 2.0], 3, store.translate(ir.TRUE))
+        with pytest.raises(rg.StoreError, match=r"cannot store chunk bad metadata.level"):
+            store.upsert([rg.Chunk("t", {"level": float("nan")}, [1.0] * DIM, id="bad")])
+        with pytest.raises(rg.StoreError, match="collection 'missing' does not exist"):
+            rg.PgVectorStore.langchain(pgvector_url, collection="missing", dim=DIM)
+    finally:
+        store.close()
+
+
+def test_an_unreachable_server_is_a_store_error_with_the_connection_hint() -> None:
+    with pytest.raises(rg.StoreError, match="connection string"):
+        rg.PgVectorStore("postgresql://nobody@127.0.0.1:1/x", dim=DIM, open_timeout=1.0)
+
+
+def test_import_ragguard_never_imports_psycopg_and_a_missing_one_says_what_to_install() -> None:
+    code = (
+        "import sys\n"
+        "import ragguard as rg\n"
+        "assert 'psycopg' not in sys.modules\n"
+        "sys.modules['psycopg'] = None\n"
+        "try:\n"
+        "    rg.PgVectorStore\n"
+        "except rg.MissingDependencyError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "pip install ragguard[pgvector]" in out
