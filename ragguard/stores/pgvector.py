@@ -114,6 +114,10 @@ class PgVectorStore:
             table = LANGCHAIN_EMBEDDINGS
             if not collection:
                 raise ValueError("the langchain layout needs the collection name")
+            if conninfo is None and pool is None:
+                raise ValueError(
+                    "the langchain layout needs a conninfo or a pool to find its collection"
+                )
         self.schema = _identifier(schema, "schema name")
         self.table = _identifier(table, "table name")
         self.layout: Layout = layout
