@@ -106,8 +106,8 @@ class PgVectorStore:
             raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(_DISTANCES)}")
         if layout not in ("ragguard", "langchain"):
             raise ValueError(f"unknown layout {layout!r}; choose 'ragguard' or 'langchain'")
-        if (conninfo is None) == (pool is None) and async_pool is None:
-            raise ValueError("PgVectorStore needs a conninfo string or a pool (not both)")
+        if conninfo is None and pool is None and async_pool is None:
+            raise ValueError("PgVectorStore needs a conninfo string, a pool or an async_pool")
         if conninfo is not None and pool is not None:
             raise ValueError("PgVectorStore takes a conninfo string or a pool, not both")
         if layout == "langchain":
@@ -170,6 +170,8 @@ class PgVectorStore:
         dim: int,
         distance: str = "cosine",
         hnsw: bool = True,
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 64,
         **options: Any,
     ) -> PgVectorStore:
         """Create the table (it must not exist), its HNSW index, and return a store on it.
@@ -177,7 +179,13 @@ class PgVectorStore:
         Creates the ``vector`` extension if missing (that needs the privilege to). Columns:
         ``id text`` primary key, ``document text``, ``cmetadata jsonb``, ``embedding
         vector(dim)``: the names langchain-postgres uses, so one query serves both layouts.
+        ``hnsw_m`` and ``hnsw_ef_construction`` are pgvector's ``m`` and
+        ``ef_construction`` (its defaults); ``hnsw=False`` creates no vector index.
+        Other keyword arguments go to the constructor (``ef_search=``, ``pool_size=``...).
         """
+        for name, value in (("hnsw_m", hnsw_m), ("hnsw_ef_construction", hnsw_ef_construction)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 2 <= value <= 1000:
+                raise ValueError(f"{name} must be an integer between 2 and 1000, got {value!r}")
         if distance not in _DISTANCES:
             raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(_DISTANCES)}")
         _identifier(schema, "schema name")
@@ -203,10 +211,15 @@ class PgVectorStore:
                 )
                 if hnsw:
                     conn.execute(
-                        sql.SQL("CREATE INDEX {} ON {} USING hnsw (embedding {})").format(
+                        sql.SQL(
+                            "CREATE INDEX {} ON {} USING hnsw (embedding {}) "
+                            "WITH (m = {}, ef_construction = {})"
+                        ).format(
                             sql.Identifier(_index_name(table, "hnsw", distance)),
                             qualified,
                             sql.SQL(_DISTANCES[distance][1]),
+                            sql.Literal(hnsw_m),
+                            sql.Literal(hnsw_ef_construction),
                         )
                     )
         except psycopg.errors.DuplicateTable as exc:
@@ -381,7 +394,8 @@ class PgVectorStore:
 
         One GIN ``jsonb_path_ops`` index on the metadata column serves every equality
         (``Eq``/``In`` are containment); each ``integer``/``float`` spec adds a B-tree on
-        the attribute's numeric value, the expression ``Range`` compares.
+        the attribute's numeric value (the expression ``Range`` compares) and one on its
+        JSON type (the list branch of ``Range``).
         """
         pool = self._sync_pool("create_payload_indexes")
         statements: list[sql.Composed] = [
@@ -401,6 +415,15 @@ class PgVectorStore:
                     "((CASE WHEN jsonb_typeof({v}) = 'number' THEN ({v})::numeric END))"
                 ).format(
                     sql.Identifier(_index_name(self.table, "num", spec.field)),
+                    self._qualified,
+                    v=value,
+                )
+            )
+            # The list branch of a Range (jsonb_typeof(...) = 'array'): with it indexed too,
+            # both arms of the Range's OR are indexable and the planner can combine them.
+            statements.append(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ((jsonb_typeof({v})))").format(
+                    sql.Identifier(_index_name(self.table, "type", spec.field)),
                     self._qualified,
                     v=value,
                 )

@@ -27,6 +27,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 from test_stores import FIELDS, ODD_FIELD, expressions, payloads
 
 import ragguard as rg
@@ -236,10 +237,33 @@ m = r.sub.id == p.sub && r.obj.dept == p.dept && r.act == p.act
 POLICY = "p, alice, legal, read\np, bob, hr, read\np, bob, ops, read\n"
 
 
+def _run_on_hnsw(
+    store: rg.PgVectorStore,
+    url: str,
+    vector: list[float],
+    k: int,
+    pushdown: rg.Pushdown,
+    *,
+    iterative: bool,
+) -> tuple[list[str], str]:
+    """The store's own SQL and settings, with sequential scans off: the HNSW plan, as a
+    large table gets it (the planner prefers a scan for a few thousand rows)."""
+    settings, query, params = store._query(vector, k, pushdown, exact=False)
+    with psycopg.connect(url) as conn:
+        conn.execute(settings[0], settings[1])
+        conn.execute("SET LOCAL enable_seqscan = off")
+        if not iterative:
+            conn.execute("SET LOCAL hnsw.iterative_scan = off")
+        plan = "\n".join(str(r[0]) for r in conn.execute(sql.SQL("EXPLAIN ") + query, params))
+        ids = [str(row[0]) for row in conn.execute(query, params).fetchall()]
+    return ids, plan
+
+
 def test_hnsw_iterative_scan_fills_k_under_a_selective_filter(
     pgvector_url: str, pg_table: str
 ) -> None:
-    """0.5 % readable, HNSW search: iterative scan keeps going until k rows match."""
+    """0.5 % readable, HNSW search: iterative scan keeps going until k rows match;
+    without it the graph's first ef_search candidates hold almost none."""
     rng = np.random.default_rng(3)
     n, k = 4000, 10
     vectors = rng.standard_normal((n, 16))
@@ -251,14 +275,17 @@ def test_hnsw_iterative_scan_fills_k_under_a_selective_filter(
             for i, v in enumerate(vectors)
         )  # fmt: skip
         with psycopg.connect(pgvector_url, autocommit=True) as conn:
-            conn.execute(f"ANALYZE {pg_table}")
-            conn.execute("SET enable_seqscan = off")  # the HNSW plan, as at scale
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(pg_table)))
         pushdown = store.translate(ir.Eq("dept", "legal"))
-        approximate = store.search(list(vectors[1]), k, pushdown)
-        exact = store.search(list(vectors[1]), k, pushdown, exact=True)
-        assert len(approximate) == k
-        assert {h.id for h in approximate} <= {str(i) for i in range(0, n, 200)}
-        assert len({h.id for h in approximate} & {h.id for h in exact}) >= k - 1
+        query = list(vectors[1])
+        ids, plan = _run_on_hnsw(store, pgvector_url, query, k, pushdown, iterative=True)
+        assert "_rg_hnsw_" in plan, plan
+        exact = [h.id for h in store.search(query, k, pushdown, exact=True)]
+        assert len(ids) == k
+        assert set(ids) <= {str(i) for i in range(0, n, 200)}
+        assert len(set(ids) & set(exact)) >= k - 1
+        without, _ = _run_on_hnsw(store, pgvector_url, query, k, pushdown, iterative=False)
+        assert len(without) < k  # what iterative scan is for
     finally:
         store.close()
 
@@ -400,3 +427,116 @@ def test_import_ragguard_never_imports_psycopg_and_a_missing_one_says_what_to_in
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "pip install ragguard[pgvector]" in out
+
+
+# -- indexes the filter uses -----------------------------------------------------------------
+
+
+def _plan(store: rg.PgVectorStore, url: str, expr: ir.Expr, *, exact: bool = True) -> str:
+    dim = store.dim
+    settings, query, params = store._query([1.0] * dim, 10, store.translate(expr), exact=exact)
+    with psycopg.connect(url) as conn:
+        conn.execute(settings[0], settings[1])
+        conn.execute("SET LOCAL enable_seqscan = off")
+        rows = conn.execute(sql.SQL("EXPLAIN ") + query, params).fetchall()
+    return "\n".join(str(row[0]) for row in rows)
+
+
+def test_payload_indexes_serve_equality_and_range_filters(pgvector_url: str, pg_table: str) -> None:
+    """create_payload_indexes makes indexes the compiled SQL can use (planner's word)."""
+    store = rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=DIM)
+    try:
+        store.upsert(
+            rg.Chunk("t", {"dept": f"d{i % 50}", "level": i % 7, "tags": [i, "x"]},
+                     [1.0, float(i), 0.0, 0.0], id=i)
+            for i in range(500)
+        )  # fmt: skip
+        store.create_payload_indexes(
+            [rg.IndexSpec("dept", "keyword"), rg.IndexSpec("level", "integer")]
+        )
+        store.create_payload_indexes([rg.IndexSpec("level", "integer")])  # idempotent
+        with psycopg.connect(pgvector_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(pg_table)))
+        equality = _plan(store, pgvector_url, ir.In("dept", ("d1", "d2")))
+        assert "_rg_gin_" in equality, equality
+        ranged = _plan(store, pgvector_url, ir.Range("level", gte=6))
+        assert "_rg_num_" in ranged, ranged
+        assert "_rg_type_" in ranged, ranged
+        hits = store.search([1.0] * DIM, 500, store.translate(ir.Range("level", gte=6)), exact=True)
+        assert {int(h.id) for h in hits} == {i for i in range(500) if i % 7 >= 6}
+    finally:
+        store.close()
+
+
+def test_a_10000_value_in_list_is_one_parameter_and_exact(typed: rg.PgVectorStore) -> None:
+    """In lists of any length: one bound array, exact, typed (10,000 numbers plus "a")."""
+    expr = ir.In("v", (*range(2, 10_002), "a"))
+    pushdown = typed.translate(expr)
+    assert pushdown.exact
+    assert len(pushdown.native.params) == 1
+    found = {h.text for h in typed.search([1.0, 0, 0, 0], len(ROWS), pushdown, exact=True)}
+    assert found == {name for name, md in ROWS.items() if _accepts(expr, md)} == {"list", "lower"}
+
+
+def test_concurrent_guarded_searches_never_mix_subjects(pgvector_url: str, pg_table: str) -> None:
+    """Threads share one store (one pool): each subject gets only its department."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    depts = ["legal", "hr", "ops"]
+    store = rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=DIM, pool_size=4)
+    policy = rg.Policy.from_casbin(
+        MODEL, "p, alice, legal, read\np, bob, hr, read\np, carol, ops, read\n"
+    )
+    guard = rg.Guard(policy, store)
+    owner = {"alice": "legal", "bob": "hr", "carol": "ops"}
+    try:
+        store.upsert(
+            rg.Chunk("t", {"dept": depts[i % 3]}, list(rng.standard_normal(DIM)), id=i)
+            for i in range(300)
+        )
+
+        def one(turn: int) -> bool:
+            user = ["alice", "bob", "carol"][turn % 3]
+            hits = guard.search(rg.Subject(id=user), list(rng.standard_normal(DIM)), 5)
+            return len(hits) == 5 and all(h.metadata["dept"] == owner[user] for h in hits)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert all(pool.map(one, range(120)))
+    finally:
+        store.close()
+
+
+def test_guard_asearch_uses_the_async_pool(pgvector_url: str, pg_table: str) -> None:
+    from psycopg_pool import AsyncConnectionPool
+
+    store = rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=DIM)
+    store.upsert(
+        rg.Chunk("t", {"dept": d}, [float(i), 1.0, 0.0, 0.0], id=i)
+        for i, d in enumerate(["hr", "legal", "hr", "legal"])
+    )
+    policy = rg.Policy.from_casbin(MODEL, POLICY)
+
+    async def run() -> list[str]:
+        async with AsyncConnectionPool(pgvector_url, min_size=1, max_size=2) as pool:
+            native = rg.PgVectorStore(async_pool=pool, table=pg_table, dim=DIM)
+            hits = await rg.Guard(policy, native).asearch(rg.Subject(id="bob"), [1.0] * DIM, 5)
+            return [h.id for h in hits]
+
+    try:
+        assert asyncio.run(run()) == ["2", "0"]
+    finally:
+        store.close()
+
+
+def test_constructor_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="collection"):
+        rg.PgVectorStore.langchain("postgresql://x", collection="")
+    with pytest.raises(ValueError, match="a conninfo string, a pool or an async_pool"):
+        rg.PgVectorStore(dim=DIM)
+    with pytest.raises(ValueError, match="conninfo or a pool"):
+        rg.PgVectorStore(async_pool=object(), layout="langchain", collection="docs", dim=DIM)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="distance"):
+        rg.PgVectorStore("postgresql://x", distance="hamming", dim=DIM)
+    with pytest.raises(ValueError, match="hnsw_m"):
+        rg.PgVectorStore.create("postgresql://x", dim=DIM, hnsw_m=0)
