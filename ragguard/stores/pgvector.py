@@ -121,7 +121,10 @@ class PgVectorStore:
         self.schema = _identifier(schema, "schema name")
         self.table = _identifier(table, "table name")
         self.layout: Layout = layout
-        self.collection = collection
+        self.collection: str = (
+            collection if layout == "langchain" and collection else f"{self.schema}.{self.table}"
+        )
+        """The langchain-postgres collection, or ``schema.table`` (traces name it)."""
         self.distance = distance
         self.ef_search = ef_search
         self.max_scan_tuples = max_scan_tuples

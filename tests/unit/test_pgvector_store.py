@@ -183,6 +183,7 @@ def test_relaxed_atoms_are_reported_and_never_narrow(typed: rg.PgVectorStore) ->
         found = {h.text for h in typed.search([1.0, 0, 0, 0], 100, pushdown)}
         assert found == set(ROWS)
     assert len(typed.get(list(ROWS))) == len(ROWS)  # nothing was dropped
+    assert (typed.db_system_name, typed.collection) == ("postgresql", "public.typed")  # traces
 
 
 # -- guarded top-k against numpy ------------------------------------------------------------
