@@ -17,9 +17,12 @@ quoted as SQL literals, never interpolated raw. Exactness (see docs/stores.md, P
 
 Relaxed (by polarity, like the Qdrant translator: the store returns a superset and the
 guard's re-check decides): Casbin matching functions, attribute names that are not
-:data:`SAFE_KEY`, non-finite numbers, floats at or beyond ±2**53 (where a float and its
-decimal text part ways), string ranges on a database whose encoding is not UTF-8, and
-any atom this module does not know.
+:data:`SAFE_KEY`, non-finite numbers, string ranges on a database whose encoding is not
+UTF-8, and any atom this module does not know.
+
+Numbers are exact against metadata the store wrote (canonical JSON numbers: integers
+exact, integral floats as integers, other floats as their shortest decimal text), and
+against ``json.dumps`` output in general; see :func:`_number_param`.
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ __all__ = ["SAFE_KEY", "PgFilter", "PgFilterTranslator"]
 SAFE_KEY: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,127}")
 """Metadata keys the SQL addresses (``metadata -> 'key'``); others are relaxed."""
 
-_EXACT_FLOAT: Final = 2**53
 _CACHE_SIZE: Final = 1024
 _SQL_OPERATORS: Final = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
@@ -173,8 +175,9 @@ class PgFilterTranslator:
     ) -> sql.Composable:
         documents: list[Jsonb] = []
         for value in values:
-            documents.append(Jsonb({field: value}, dumps=_dumps))
-            documents.append(Jsonb({field: [value]}, dumps=_dumps))
+            stored = _json_value(value)
+            documents.append(Jsonb({field: stored}, dumps=_dumps))
+            documents.append(Jsonb({field: [stored]}, dumps=_dumps))
         params.append(documents)
         return sql.SQL("({} @> ANY(%s::jsonb[]))").format(self._column)
 
@@ -235,9 +238,20 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
+def _json_value(value: ir.Scalar) -> ir.Scalar:
+    """A policy value as the store writes numbers (``ragguard._canonical``): a float with
+    an integral value as that integer (``2.0**60`` is 1152921504606846976, exactly)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _number_param(value: ir.Scalar) -> int | Decimal:
-    # An int binds as itself (exact at any size); a float as its shortest decimal text,
-    # the form json.dumps wrote the stored metadata in.
+    # An int binds as itself (exact at any size), an integral float as that integer; any
+    # other float as its shortest decimal text, the form the stored metadata holds it in:
+    # no integer lies between a float below 2**53 and that text, and the text keeps the
+    # floats' order, so comparisons come out as in Python.
+    value = _json_value(value)
     if isinstance(value, float):
         return Decimal(repr(value))
     return int(value)
@@ -245,11 +259,8 @@ def _number_param(value: ir.Scalar) -> int | Decimal:
 
 def _number_problem(values: Sequence[ir.Scalar]) -> str | None:
     for value in values:
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                return "not a finite number"
-            if abs(value) >= _EXACT_FLOAT:
-                return f"{value!r}: a float at or beyond 2**53 is not compared exactly"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "not a finite number"
     return None
 
 

@@ -649,13 +649,19 @@ def _dumps(value: Any) -> str:
 
 
 def _metadata(metadata: Mapping[str, Any], chunk_id: object) -> dict[str, Any]:
-    """The metadata as a JSON object, refused with :class:`StoreError` if it is not JSON."""
+    """The metadata in canonical JSON form, refused with :class:`StoreError` if it has none.
+
+    Canonical numbers (``ragguard._canonical``): a float with an integral value is written
+    as that integer. ``json.dumps`` would write ``2.0**60`` as ``1.152921504606847e+18``,
+    which PostgreSQL keeps as the integer 1152921504606847000: another number than the
+    one written, which the filter and the provenance check would then both see.
+    """
     path = f"chunk {chunk_id!s} metadata"
     try:
-        canonical_value(metadata, path)
+        canonical: dict[str, Any] = canonical_value(metadata, path)
     except CanonicalizationError as exc:
         raise StoreError(f"cannot store {exc.path}: it {exc.problem}") from None
-    return dict(metadata)
+    return canonical
 
 
 def _safe(exc: BaseException) -> str:

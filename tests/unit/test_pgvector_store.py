@@ -116,6 +116,7 @@ ROWS: dict[str, dict[str, Any]] = {
     "upper": {"v": "Z"},
     "lower": {"v": "a"},
     "neg": {"v": -2.5},
+    "float-big": {"v": 2.0**60},
 }
 CASES: list[tuple[ir.Expr, set[str]]] = [
     (ir.Eq("v", 1), {"one", "one-float"}),
@@ -125,24 +126,47 @@ CASES: list[tuple[ir.Expr, set[str]]] = [
     (ir.Eq("v", 2**64 + 1), {"big"}),
     (ir.Eq("v", 2**64), {"big-minus"}),
     (ir.Eq("v", 10**30), {"huge"}),
+    (ir.Eq("v", 2**60), {"float-big"}),
+    (ir.Eq("v", 2.0**60), {"float-big"}),
+    (ir.Eq("v", 2**60 + 1), set()),
+    (ir.Range("v", gt=2**60 - 1, lt=2**60 + 1), {"float-big"}),
+    (ir.Range("v", gt=2.0**60), {"big", "big-minus", "huge"}),
+    (ir.Eq("v", 1e30), set()),  # 1e30 is 1000000000000000019884624838656, not 10**30
+    (ir.Range("v", gt=1e30), set()),
+    (
+        ir.Range("v", lt=1e30),
+        {"one", "one-float", "big", "big-minus", "huge", "list", "neg", "float-big"},
+    ),
     (ir.Eq("v", "a"), {"list", "lower"}),
     (ir.Eq("v", 5), {"list"}),
     (ir.In("v", (True, "a")), {"true", "list", "lower"}),
     (ir.Not(ir.Eq("v", "a")), set(ROWS) - {"list", "lower"}),
     (
         ir.and_(ir.Exists("v"), ir.Not(ir.Eq("v", 1))),
-        {"true", "str-1", "big", "big-minus", "huge", "list", "accent", "upper", "lower", "neg"},
+        {
+            "true",
+            "str-1",
+            "big",
+            "big-minus",
+            "huge",
+            "list",
+            "accent",
+            "upper",
+            "lower",
+            "neg",
+            "float-big",
+        },
     ),
     (ir.Exists("v"), set(ROWS) - {"absent", "null", "empty", "nulls"}),
     (ir.Not(ir.Exists("v")), {"absent", "null", "empty", "nulls"}),
-    (ir.Range("v", gt=1), {"big", "big-minus", "huge", "list"}),
+    (ir.Range("v", gt=1), {"big", "big-minus", "huge", "list", "float-big"}),
     (ir.Range("v", gt=2**64), {"big", "huge"}),
     (ir.Range("v", gte=-3, lt=1), {"neg"}),
     (ir.Range("v", gte=1, lte=1), {"one", "one-float"}),
     (ir.Range("v", gt=1, lt=5), set()),  # one element must meet every bound
     (ir.Range("v", gt="Z"), {"accent", "list", "lower"}),  # code-point order: Z < a < é
     (ir.Range("v", lt="a"), {"upper", "str-1"}),
-    (ir.Not(ir.Range("v", gt=1)), set(ROWS) - {"big", "big-minus", "huge", "list"}),
+    (ir.Not(ir.Range("v", gt=1)), set(ROWS) - {"big", "big-minus", "huge", "list", "float-big"}),
 ]
 
 
@@ -171,11 +195,11 @@ def test_typed_semantics_are_exact_in_sql(
 
 
 def test_relaxed_atoms_are_reported_and_never_narrow(typed: rg.PgVectorStore) -> None:
-    """Matching functions, odd names, big floats: relaxed (a superset), and said so."""
+    """Matching functions, odd names, non-finite numbers: relaxed (a superset), said so."""
     for expr in [
         ir.Match("keyMatch", "v", "a*", True),
         ir.Eq(ODD_FIELD + "'; DROP TABLE typed; --", "x"),
-        ir.Eq("v", 2.0**60),
+        ir.Eq("v", float("inf")),
     ]:
         pushdown = typed.translate(expr)
         assert not pushdown.exact
@@ -183,6 +207,8 @@ def test_relaxed_atoms_are_reported_and_never_narrow(typed: rg.PgVectorStore) ->
         found = {h.text for h in typed.search([1.0, 0, 0, 0], 100, pushdown)}
         assert found == set(ROWS)
     assert len(typed.get(list(ROWS))) == len(ROWS)  # nothing was dropped
+    [big] = typed.get(["float-big"])
+    assert big.metadata == {"v": 2**60}  # the float's exact value, as an integer
     assert (typed.db_system_name, typed.collection) == ("postgresql", "public.typed")  # traces
 
 
