@@ -17,7 +17,7 @@ quoted as SQL literals, never interpolated raw. Exactness (see docs/stores.md, P
 
 Relaxed (by polarity, like the Qdrant translator: the store returns a superset and the
 guard's re-check decides): Casbin matching functions, attribute names that are not
-:data:`SAFE_KEY`, non-finite numbers, string ranges on a database whose encoding is not
+:data:`SAFE_KEY`, non-finite numbers, strings holding NUL (PostgreSQL text cannot), string ranges on a database whose encoding is not
 UTF-8, and any atom this module does not know.
 
 Numbers are exact against metadata the store wrote (canonical JSON numbers: integers
@@ -128,6 +128,8 @@ class PgFilterTranslator:
             return f"{type(atom).__name__} is decided after the search"
         if not SAFE_KEY.fullmatch(atom.field):
             return "attribute name is not a plain key"
+        if any(isinstance(v, str) and "\x00" in v for v in _values(atom)):
+            return "PostgreSQL text cannot hold a NUL character"
         if isinstance(atom, ir.Eq):
             return _number_problem([atom.value])
         if isinstance(atom, ir.In):
@@ -236,6 +238,16 @@ class PgFilterTranslator:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _values(atom: ir.Eq | ir.In | ir.Range | ir.Exists) -> Sequence[ir.Scalar]:
+    if isinstance(atom, ir.Eq):
+        return (atom.value,)
+    if isinstance(atom, ir.In):
+        return atom.values
+    if isinstance(atom, ir.Range):
+        return [v for _, v in atom.bounds()]
+    return ()
 
 
 def _json_value(value: ir.Scalar) -> ir.Scalar:

@@ -23,16 +23,17 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg import sql
 from test_stores import FIELDS, ODD_FIELD, expressions, payloads
 
 import ragguard as rg
 from ragguard.policy import ir
 from ragguard.policy._predicate import compile_check, normalize_metadata
+
+psycopg = pytest.importorskip("psycopg", reason="PgVectorStore needs ragguard[pgvector]")
+sql = psycopg.sql
 
 DIM = 4
 _ids = itertools.count(1)
@@ -117,6 +118,8 @@ ROWS: dict[str, dict[str, Any]] = {
     "lower": {"v": "a"},
     "neg": {"v": -2.5},
     "float-big": {"v": 2.0**60},
+    "decomposed": {"v": "e\u0301"},  # e + combining acute: not the precomposed é
+    "emoji": {"v": "\U0001f600"},  # beyond the BMP: four UTF-8 bytes
 }
 CASES: list[tuple[ir.Expr, set[str]]] = [
     (ir.Eq("v", 1), {"one", "one-float"}),
@@ -155,6 +158,8 @@ CASES: list[tuple[ir.Expr, set[str]]] = [
             "lower",
             "neg",
             "float-big",
+            "decomposed",
+            "emoji",
         },
     ),
     (ir.Exists("v"), set(ROWS) - {"absent", "null", "empty", "nulls"}),
@@ -164,7 +169,12 @@ CASES: list[tuple[ir.Expr, set[str]]] = [
     (ir.Range("v", gte=-3, lt=1), {"neg"}),
     (ir.Range("v", gte=1, lte=1), {"one", "one-float"}),
     (ir.Range("v", gt=1, lt=5), set()),  # one element must meet every bound
-    (ir.Range("v", gt="Z"), {"accent", "list", "lower"}),  # code-point order: Z < a < é
+    # code-point order, as Python: "Z" < "a" < "e\u0301" < "é" < "\U0001f600"
+    (ir.Range("v", gt="Z"), {"accent", "list", "lower", "decomposed", "emoji"}),
+    (ir.Range("v", gt="é"), {"emoji"}),
+    (ir.Range("v", gt="e", lt="é"), {"decomposed"}),
+    (ir.Eq("v", "é"), {"accent"}),
+    (ir.Eq("v", "\U0001f600"), {"emoji"}),
     (ir.Range("v", lt="a"), {"upper", "str-1"}),
     (ir.Not(ir.Range("v", gt=1)), set(ROWS) - {"big", "big-minus", "huge", "list", "float-big"}),
 ]
@@ -200,6 +210,7 @@ def test_relaxed_atoms_are_reported_and_never_narrow(typed: rg.PgVectorStore) ->
         ir.Match("keyMatch", "v", "a*", True),
         ir.Eq(ODD_FIELD + "'; DROP TABLE typed; --", "x"),
         ir.Eq("v", float("inf")),
+        ir.Range("v", gt="a\x00"),
     ]:
         pushdown = typed.translate(expr)
         assert not pushdown.exact
