@@ -58,6 +58,7 @@ def __getattr__(name: str) -> Any:
         return PgVectorStore
     raise AttributeError(f"module 'ragguard' has no attribute {name!r}")
 
+
 __all__ = [
     "AuditError",
     "AuditSink",

@@ -13,6 +13,9 @@ quoted as SQL literals, never interpolated raw. Exactness (see docs/stores.md, P
   (``COLLATE "C"`` on a UTF-8 database), per element of a list, one element meeting
   every bound; other types never order.
 * ``Exists``: a value that is not ``null`` and not a list holding only ``null`` s.
+* ``Contains`` (``text in value``): ``strpos`` on a string value, containment of
+  ``{"f": [text]}`` for a list; ``Within`` (``value in text``): ``strpos`` of each
+  string element in ``text``. Both compare code points (``COLLATE "C"``).
 * An absent attribute makes every atom false; negations are two-valued (``COALESCE``).
 
 Relaxed (by polarity, like the Qdrant translator: the store returns a superset and the
@@ -122,7 +125,7 @@ class PgFilterTranslator:
         return ir.TRUE if positive else ir.FALSE
 
     def _inexpressible(self, atom: ir.Expr) -> str | None:
-        if not isinstance(atom, (ir.Eq, ir.In, ir.Range, ir.Exists)):
+        if not isinstance(atom, (ir.Eq, ir.In, ir.Range, ir.Exists, ir.Contains, ir.Within)):
             if isinstance(atom, ir.Match):
                 return f"{atom.function} is decided after the search"
             return f"{type(atom).__name__} is decided after the search"
@@ -167,6 +170,10 @@ class PgFilterTranslator:
             return self._range(expr, params)
         if isinstance(expr, ir.Exists):
             return self._exists(expr.field)
+        if isinstance(expr, ir.Contains):
+            return self._contains(expr, params)
+        if isinstance(expr, ir.Within):
+            return self._within(expr, params)
         raise AssertionError(f"unexpected filter node {expr!r}")  # pragma: no cover
 
     def _value(self, field: str) -> sql.Composable:
@@ -227,6 +234,29 @@ class PgFilterTranslator:
             parts.append(sql.SQL("{} {} {}").format(left, sql.SQL(_SQL_OPERATORS[op]), placeholder))
         return sql.SQL("({})").format(sql.SQL(" AND ").join(parts))
 
+    def _contains(self, expr: ir.Contains, params: list[Any]) -> sql.Composable:
+        """``text in value``: a substring of a string value, an element of a list."""
+        value = self._value(expr.field)
+        params.append(expr.text)
+        params.append(Jsonb({expr.field: [expr.text]}, dumps=_dumps))
+        return sql.SQL(
+            "((jsonb_typeof({v}) = 'string' AND "
+            'strpos(({v} #>> \'{{}}\') COLLATE "C", %s::text COLLATE "C") > 0) '
+            "OR {m} @> %s::jsonb)"
+        ).format(v=value, m=self._column)
+
+    def _within(self, expr: ir.Within, params: list[Any]) -> sql.Composable:
+        """``value in text``: some string element of the value is a substring of text."""
+        value = self._value(expr.field)
+        params.extend((expr.text, expr.text))
+        return sql.SQL(
+            "((jsonb_typeof({v}) = 'string' AND "
+            'strpos(%s::text COLLATE "C", ({v} #>> \'{{}}\') COLLATE "C") > 0) '
+            "OR (jsonb_typeof({v}) = 'array' AND EXISTS (SELECT 1 FROM "
+            "jsonb_array_elements({v}) AS e(x) WHERE jsonb_typeof(e.x) = 'string' AND "
+            'strpos(%s::text COLLATE "C", (e.x #>> \'{{}}\') COLLATE "C") > 0)))'
+        ).format(v=value)
+
     def _exists(self, field: str) -> sql.Composable:
         value = self._value(field)
         return sql.SQL(
@@ -240,7 +270,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def _values(atom: ir.Eq | ir.In | ir.Range | ir.Exists) -> Sequence[ir.Scalar]:
+def _values(
+    atom: ir.Eq | ir.In | ir.Range | ir.Exists | ir.Contains | ir.Within,
+) -> Sequence[ir.Scalar]:
+    if isinstance(atom, (ir.Contains, ir.Within)):
+        return (atom.text,)
     if isinstance(atom, ir.Eq):
         return (atom.value,)
     if isinstance(atom, ir.In):

@@ -174,6 +174,17 @@ CASES: list[tuple[ir.Expr, set[str]]] = [
     (ir.Range("v", gt="é"), {"emoji"}),
     (ir.Range("v", gt="e", lt="é"), {"decomposed"}),
     (ir.Eq("v", "é"), {"accent"}),
+    # Casbin's `in`: a substring of a string, an element of a list; numbers never
+    (ir.Contains("v", "a"), {"lower", "list"}),
+    (ir.Contains("v", "\u0301"), {"decomposed"}),
+    (ir.Contains("v", ""), {"str-1", "accent", "upper", "lower", "decomposed", "emoji"}),
+    (ir.Contains("v", "1"), {"str-1"}),
+    (ir.Not(ir.Contains("v", "a")), set(ROWS) - {"lower", "list"}),
+    (ir.Within("v", "aZ"), {"lower", "upper", "list"}),
+    (ir.Within("v", "é"), {"accent"}),
+    (ir.Within("v", "x\U0001f600y1"), {"emoji", "str-1"}),
+    (ir.Within("v", ""), set()),
+    (ir.Not(ir.Within("v", "aZ")), set(ROWS) - {"lower", "upper", "list"}),
     (ir.Eq("v", "\U0001f600"), {"emoji"}),
     (ir.Range("v", lt="a"), {"upper", "str-1"}),
     (ir.Not(ir.Range("v", gt=1)), set(ROWS) - {"big", "big-minus", "huge", "list", "float-big"}),
@@ -211,6 +222,7 @@ def test_relaxed_atoms_are_reported_and_never_narrow(typed: rg.PgVectorStore) ->
         ir.Eq(ODD_FIELD + "'; DROP TABLE typed; --", "x"),
         ir.Eq("v", float("inf")),
         ir.Range("v", gt="a\x00"),
+        ir.Contains("v", "\x00"),
     ]:
         pushdown = typed.translate(expr)
         assert not pushdown.exact
