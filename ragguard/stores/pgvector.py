@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
@@ -635,9 +636,12 @@ class PgVectorStore:
 
     @staticmethod
     def _stored(raw_id: object, text: object, metadata: object, score: object) -> StoredChunk:
+        value = float(score)  # type: ignore[arg-type]
         return StoredChunk(
             id=str(raw_id),
-            score=float(score),  # type: ignore[arg-type]
+            # pgvector's cosine distance to a stored all-zero vector is NaN (PostgreSQL
+            # sorts it last): the score says "no similarity" instead of carrying a NaN.
+            score=0.0 if math.isnan(value) else value,
             text=text if isinstance(text, str) else None,
             metadata=metadata if isinstance(metadata, dict) else None,
         )

@@ -592,3 +592,20 @@ def test_constructor_arguments_are_checked() -> None:
         rg.PgVectorStore("postgresql://x", distance="hamming", dim=DIM)
     with pytest.raises(ValueError, match="hnsw_m"):
         rg.PgVectorStore.create("postgresql://x", dim=DIM, hnsw_m=0)
+
+
+def test_a_stored_zero_vector_scores_zero_not_nan(pgvector_url: str, pg_table: str) -> None:
+    """Cosine distance to a zero vector is NaN in pgvector; no NaN reaches the guard
+    (exact search ranks such a row last, with score 0)."""
+    store = rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=DIM)
+    try:
+        store.upsert(
+            [rg.Chunk("zero", {}, [0.0] * DIM, id=1), rg.Chunk("x", {}, [1.0, 0, 0, 0], id=2)]
+        )
+        hits = store.search([1.0, 0, 0, 0], 5, store.translate(ir.TRUE), exact=True)
+        assert [(h.id, h.score) for h in hits] == [("2", 1.0), ("1", 0.0)]
+        # pgvector's HNSW index leaves zero vectors out under cosine: not found, no NaN
+        approximate = store.search([1.0, 0, 0, 0], 5, store.translate(ir.TRUE))
+        assert all(h.score == h.score for h in approximate)
+    finally:
+        store.close()
