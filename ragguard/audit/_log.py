@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import logging
 import math
 import os
 import socket
 import threading
 import time
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from ragguard.policy._plan import Plan
 
 __all__ = ["FsyncPolicy", "JsonlAuditLog"]
+
+logger = logging.getLogger("ragguard")
 
 FsyncPolicy = Literal["batch", "always", "never"]
 
@@ -60,10 +64,11 @@ class JsonlAuditLog:
     chain). Records never contain chunk text or query text.
 
     * ``fsync`` — ``"always"``: every record is on disk before :meth:`record` returns;
-      ``"batch"`` (default): records are written to the OS at once and fsynced at most
-      every ``fsync_interval`` seconds (checked on each append) and on :meth:`close`,
-      so a power loss can cost the last second, a process crash nothing; ``"never"``:
-      leave it to the OS.
+      ``"batch"`` (default): records are written to the OS at once, and a background
+      flusher thread fsyncs them at most ``fsync_interval`` seconds after they were
+      written (plus the fsync's own time), and :meth:`close` fsyncs the rest, so a
+      power loss can cost the last interval, a process crash nothing (``fsync_interval=0``
+      fsyncs each record before :meth:`record` returns); ``"never"``: leave it to the OS.
     * ``max_bytes`` — rotate when the active file would grow past this size: it is
       renamed ``<stem>.000001<suffix>`` (then ``000002`` ...) and the chain continues
       in a fresh active file whose first record carries the last hash of the old one.
@@ -108,7 +113,9 @@ class JsonlAuditLog:
         self._host = socket.gethostname()
         self._plan_digests: dict[int, tuple[Plan, str]] = {}
         self._closed = False
+        self._init_threading()
         self._open()
+        _LOGS.add(self)
 
     # -- public --------------------------------------------------------------------
 
@@ -144,23 +151,31 @@ class JsonlAuditLog:
     def flush(self) -> None:
         """fsync everything appended so far (a no-op with ``fsync="never"``)."""
         with self._thread_lock:
-            if not self._closed and self.fsync != "never":
+            if not self._closed and self.fsync != "never" and self._pid == os.getpid():
                 os.fsync(self._fd)
                 self._last_fsync = time.monotonic()
-                self._unsynced = False
+                self._unsynced = self._unsynced_pending = False
 
     def close(self) -> None:
-        """fsync (unless ``fsync="never"``) and close the files; idempotent."""
+        """Stop the flusher, fsync (unless ``fsync="never"``) and close the files.
+
+        Idempotent; it closes only descriptors this writer still owns.
+        """
         with self._thread_lock:
             if self._closed:
                 return
             self._closed = True
+            flusher = self._flusher if self._pid == os.getpid() else None
+            self._flush_wakeup.notify_all()
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join()
+        with self._thread_lock:
             try:
                 if self.fsync != "never" and self._unsynced and self._pid == os.getpid():
                     os.fsync(self._fd)
+                    self._unsynced = False
             finally:
-                os.close(self._fd)
-                os.close(self._lock_fd)
+                self._release_descriptors()
 
     def __enter__(self) -> JsonlAuditLog:
         return self
@@ -220,25 +235,47 @@ class JsonlAuditLog:
 
     # -- files and the chain head (under the locks) ----------------------------------
 
-    def _open(self) -> None:
-        self._pid = os.getpid()
+    def _init_threading(self) -> None:
+        # Also run in a forked child (see _reinit_after_fork): a lock some thread of the
+        # parent held at the fork would stay held in the child forever, and the parent's
+        # flusher thread does not exist there.
         self._thread_lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._fd = self._open_active()
+        # The background flusher (fsync="batch") waits on this; close() wakes it.
+        self._flush_wakeup = threading.Condition(self._thread_lock)
+        self._flusher: threading.Thread | None = None
+
+    def _open(self) -> None:
+        self._flush_error: OSError | None = None
+        # -1: no descriptor owned (never closed twice, never a number reused elsewhere).
+        self._fd = -1
+        self._lock_fd = -1
         self._size: int | None = None
         self._seq = -1
         self._head = GENESIS_HASH
         self._last_fsync = time.monotonic()
-        self._unsynced = False
+        self._unsynced = False  # written, and no fsync has completed since
+        self._unsynced_pending = False  # written, and no fsync has started since
+        self._unsynced_since = self._last_fsync
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_path = self.path.with_name(self.path.name + ".lock")
+            self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._fd = self._open_active()
             with self._flock():
                 self._sync_head()
         except BaseException:
-            os.close(self._fd)
-            os.close(self._lock_fd)
+            self._release_descriptors()
             raise
+        # Set last: a child process whose reopen failed tries again on its next append.
+        self._pid = os.getpid()
+
+    def _release_descriptors(self) -> None:
+        fd, lock_fd = self._fd, self._lock_fd
+        self._fd = self._lock_fd = -1
+        for owned in (fd, lock_fd):
+            if owned >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(owned)
 
     def _open_active(self) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
@@ -256,9 +293,7 @@ class JsonlAuditLog:
         # flock locks belong to the open file description, which a fork shares: the
         # child needs its own descriptors, or parent and child would not exclude each
         # other. Closing the child's copies leaves the parent's untouched.
-        for fd in (self._fd, self._lock_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._release_descriptors()
         self._open()
 
     def _sync_head(self) -> None:
@@ -269,9 +304,11 @@ class JsonlAuditLog:
             on_disk = None
         mine = os.fstat(self._fd)
         if on_disk is None or (on_disk.st_ino, on_disk.st_dev) != (mine.st_ino, mine.st_dev):
-            # Rotated (or moved away) by someone else: follow the name.
-            os.close(self._fd)
-            self._fd = self._open_active()
+            # Rotated (or moved away) by someone else, or by this writer when it could
+            # not create the next file: follow the name. Open first, swap, close last:
+            # when the open fails (no inode, no space, no descriptor) this writer keeps
+            # the descriptor it owns, raises, and tries again on the next append.
+            self._swap_active(self._open_active())
             mine = os.fstat(self._fd)
             self._size = None
         if self._size is not None:
@@ -357,6 +394,12 @@ class JsonlAuditLog:
                 raise AuditError(f"the audit log {self.path} is closed")
             if self._pid != os.getpid():
                 self._reopen_after_fork()
+            if self._flush_error is not None:
+                error, self._flush_error = self._flush_error, None
+                raise AuditError(
+                    f"the background fsync of the audit log {self.path} failed: {error}; "
+                    "records written before it may not be on disk"
+                ) from error
             self._fcntl.flock(self._lock_fd, self._fcntl.LOCK_EX)
             try:
                 self._sync_head()
@@ -398,26 +441,105 @@ class JsonlAuditLog:
     def _rotate(self) -> None:
         if self.fsync != "never":
             os.fsync(self._fd)
+            self._unsynced = False
         rotated = rotated_files(self.path)
         number = rotated[-1][0] + 1 if rotated else 1
         os.rename(self.path, rotated_path(self.path, number))
-        os.close(self._fd)
-        self._fd = self._open_active()
+        # The old file is complete under its new name. If the new active file cannot be
+        # created, this writer keeps (and still owns) the old descriptor; the record is
+        # refused, and the next append finds the active name missing and retries.
+        new_fd = self._open_active()
+        self._swap_active(new_fd)
         self._size = 0
-        self._unsynced = False
         if self.fsync != "never":
             _fsync_directory(self.path.parent)
 
+    def _swap_active(self, new_fd: int) -> None:
+        old_fd, self._fd = self._fd, new_fd
+        if old_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(old_fd)
+
     def _after_write(self) -> None:
-        if self.fsync == "always":
+        if self.fsync == "always" or (self.fsync == "batch" and self.fsync_interval == 0):
             os.fsync(self._fd)
+            self._last_fsync = time.monotonic()
             self._unsynced = False
         elif self.fsync == "batch":
-            now = time.monotonic()
-            if now - self._last_fsync >= self.fsync_interval:
-                os.fsync(self._fd)
-                self._last_fsync = now
-                self._unsynced = False
+            self._schedule_flush()
+
+    # -- the background flusher (fsync="batch") -----------------------------------------
+
+    def _schedule_flush(self) -> None:
+        # Called with the thread lock held, right after a write.
+        if not self._unsynced_pending:
+            self._unsynced_pending = True
+            self._unsynced_since = time.monotonic()
+        if self._flusher is None:
+            flusher = threading.Thread(
+                target=self._flush_loop, name=f"ragguard-audit-fsync:{self.path.name}", daemon=True
+            )
+            self._flusher = flusher
+            flusher.start()
+
+    def _flush_loop(self) -> None:
+        """fsync records at most ``fsync_interval`` after they were written.
+
+        Runs only while records are unsynced, so an idle log holds no thread. It takes
+        the thread lock only to look at the state and to duplicate the descriptor: the
+        fsync itself runs on the duplicate without the lock, so appends never wait for it.
+        """
+        while True:
+            with self._flush_wakeup:
+                while not self._closed:
+                    remaining = self._unsynced_since + self.fsync_interval - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._flush_wakeup.wait(remaining)
+                if self._closed or not self._unsynced_pending or self._fd < 0:
+                    self._flusher = None  # close() fsyncs what is left
+                    return
+                try:
+                    fd = os.dup(self._fd)
+                except OSError as exc:
+                    self._flusher_failed(exc)
+                    return
+                self._unsynced_pending = False
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                with self._thread_lock:
+                    self._flusher_failed(exc)
+                return
+            finally:
+                os.close(fd)
+            with self._thread_lock:
+                self._last_fsync = time.monotonic()
+                if not self._unsynced_pending:
+                    self._unsynced = False
+                    self._flusher = None
+                    return
+
+    def _flusher_failed(self, exc: OSError) -> None:
+        # Thread lock held. The next append reports it (AuditError), so a required audit
+        # fails closed; close() and later appends try the fsync again.
+        logger.warning("ragguard: background fsync of the audit log %s failed: %s", self.path, exc)
+        self._flush_error = exc
+        self._unsynced_pending = False
+        self._flusher = None
+
+
+# Every live log, so that a forked child gets fresh locks before anything else runs.
+_LOGS: weakref.WeakSet[JsonlAuditLog] = weakref.WeakSet()
+
+
+def _reinit_after_fork() -> None:  # pragma: no cover - runs in forked children
+    for log in list(_LOGS):
+        log._init_threading()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
 def _utc_text(moment: datetime) -> str:
