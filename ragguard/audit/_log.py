@@ -113,6 +113,7 @@ class JsonlAuditLog:
         self._host = socket.gethostname()
         self._plan_digests: dict[int, tuple[Plan, str]] = {}
         self._closed = False
+        self._pid = -1  # the process the descriptors belong to, set by _open
         self._init_threading()
         self._open()
         _LOGS.add(self)

@@ -144,11 +144,12 @@ def _run(args: argparse.Namespace) -> int:
     if count == 0:
         raise CliUsageError(f"{args.file}: no chunks to ingest")
 
-    from ragguard.stores.edge import EdgeStore
+    from ragguard.stores.edge import EdgeStore, _interrupted_creation
 
     if args.store.exists() and not args.store.is_dir():
         raise CliUsageError(f"--store {args.store} is a file, not a shard directory")
-    if args.store.exists() and any(args.store.iterdir()):
+    # A directory an interrupted create left holds no points: create replaces it.
+    if args.store.exists() and any(args.store.iterdir()) and not _interrupted_creation(args.store):
         store = EdgeStore.open(str(args.store))
         if args.dim is not None and args.dim != store.dim:
             store.close()

@@ -12,12 +12,23 @@ Points use the LangChain payload layout ``{"page_content": text, "metadata": {..
 the policy's attributes are filterable as ``metadata.<name>``. One process may hold a
 shard directory open at a time (Qdrant locks its write-ahead log); within a process one
 ``EdgeStore`` is safe to share between threads.
+
+Crashes and full disks (docs/stores.md): :meth:`EdgeStore.create` builds the shard in a
+hidden sibling directory and renames it into place, so a killed create leaves no
+half-made shard under the name; the engine writes through memory maps, where a full
+disk is a SIGBUS that kills the process, so ``create``, ``open``, ``upsert``,
+``optimize`` and ``create_payload_indexes`` first check the free space against what the
+engine will need and raise :class:`StoreError` naming the shortfall.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
+import secrets
+import shutil
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -35,8 +46,34 @@ from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk, point_
 
 __all__ = ["EdgeStore"]
 
+logger = logging.getLogger("ragguard")
+
 CONTENT_KEY: Final = "page_content"
 METADATA_KEY: Final = "metadata"
+
+_MIB: Final = 1 << 20
+# Free space the engine needs (qdrant-edge-py 0.9, measured on tmpfs and ext4; see
+# docs/stores.md "Crashes and full disks"). Writes go through memory maps: on a full
+# disk the kernel answers a write to a map with SIGBUS, which no caller can catch.
+# A new shard allocates about 1.05 MiB.
+_CREATE_BYTES: Final = 3 * _MIB // 2
+# Opening populates the vector storage maps (32 MiB chunk files): their holes (apparent
+# size minus allocated blocks) become allocated on tmpfs; on disk filesystems the
+# next writes fill them. Replaying the write-ahead log adds up to about 1 MiB per 8,000
+# points in it (measured: 21.3 MiB for 20.3 MiB of holes and an 18 MiB log).
+_OPEN_MARGIN_BYTES: Final = 2 * _MIB
+# An upsert grows the shard by 1.2-2.9x the raw size of its points (payload JSON +
+# 4 bytes per dimension): write-ahead log, payload pages, vectors, id trackers.
+_UPSERT_FACTOR: Final = 3
+_UPSERT_POINT_BYTES: Final = 256
+_WRITE_MARGIN_BYTES: Final = _MIB
+# Payload indexes: measured below 40 bytes per point and field.
+_INDEX_POINT_BYTES: Final = 64
+# The directory a create builds the shard in, next to the final one; a marker file
+# flags a shard being created in place (the target is a mount point, so a rename
+# from a sibling cannot work).
+_STAGING_INFIX: Final = ".creating-"
+_CREATING_MARKER: Final = ".ragguard-creating"
 
 _DISTANCES: Final = {
     "cosine": qe.Distance.Cosine,
@@ -125,7 +162,16 @@ class EdgeStore:
         """Create a new, empty shard directory at ``path``.
 
         ``distance`` is ``"cosine"``, ``"dot"``, ``"euclid"`` or ``"manhattan"``. Raises
-        :class:`StoreError` if ``path`` already holds files (use :meth:`open`).
+        :class:`StoreError` if ``path`` already holds files (use :meth:`open`), or when
+        the disk lacks the space a new shard needs.
+
+        The shard is built in a hidden sibling (``.<name>.creating-<pid>-<random>``) and
+        renamed into place, so ``path`` never holds half a shard: a create killed
+        midway leaves ``path`` as it was, and the next create removes the sibling. When
+        ``path`` is an empty mount point (no rename can reach it) the shard is built in
+        place under a marker file instead. A directory left by an interrupted create
+        (the marker, or no ``edge_config.json`` and only the engine's empty skeleton) is
+        recognised, holds no points, and is replaced.
         """
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
@@ -133,25 +179,49 @@ class EdgeStore:
         if metric is None:
             raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(_DISTANCES)}")
         where = Path(path)
-        if where.exists() and (not where.is_dir() or any(where.iterdir())):
-            raise StoreError(
-                f"{where} already exists and is not empty; open it with EdgeStore.open"
+        if where.exists() and not where.is_dir():
+            raise StoreError(f"{where} already exists and is not empty (it is a file)")
+        if where.is_dir() and any(where.iterdir()):
+            if not _interrupted_creation(where):
+                raise StoreError(
+                    f"{where} already exists and is not empty; open it with EdgeStore.open"
+                )
+            logger.warning(
+                "ragguard: %s holds an interrupted EdgeStore.create (no points); replacing it",
+                where,
             )
-        where.mkdir(parents=True, exist_ok=True)
+            _empty_directory(where)
+        where.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_staging(where)
+        _require_space(where.parent, _CREATE_BYTES, f"creating an edge shard at {where}")
         config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=metric))
-        try:
-            shard = qe.EdgeShard.create(str(where), config)
-        except Exception as exc:
-            raise StoreError(f"cannot create an edge shard at {where}: {exc}") from exc
-        return cls(shard, path=where, dim=dim, distance=distance)
+        if where.is_dir() and _is_mount_point(where):
+            _create_in_place(where, config)
+        else:
+            _create_and_rename(where, config)
+        return cls._load(where, dim, distance)
 
     @classmethod
     def open(cls, path: str | Path) -> EdgeStore:
-        """Open an existing shard directory (made by :meth:`create` or ``qdrant-edge``)."""
+        """Open an existing shard directory (made by :meth:`create` or ``qdrant-edge``).
+
+        Raises :class:`StoreError` when the disk lacks the space opening needs (see
+        docs/stores.md), and names a directory left by an interrupted create.
+        """
         where = Path(path)
         if not where.is_dir():
             raise StoreError(f"{where} is not an edge shard directory (it does not exist)")
+        if _interrupted_creation(where):
+            raise StoreError(
+                f"{where} holds an interrupted EdgeStore.create, not a shard (it holds no "
+                "points); EdgeStore.create on this path replaces it"
+            )
         dim, distance = _read_vector_config(where)
+        return cls._load(where, dim, distance)
+
+    @classmethod
+    def _load(cls, where: Path, dim: int, distance: str) -> EdgeStore:
+        _require_space(where, _open_bytes(where), f"opening the edge shard at {where}")
         try:
             shard = qe.EdgeShard.load(str(where))
         except Exception as exc:
@@ -197,13 +267,19 @@ class EdgeStore:
         """Write chunks; returns their point ids as strings (see :func:`point_id`)."""
         points: list[qe.Point] = []
         ids: list[str] = []
+        raw_bytes = 0
         for chunk in chunks:
             pid = point_id(chunk.id)
             payload = as_payload(chunk.text, chunk.metadata, chunk.id)
             points.append(qe.Point(pid, as_vector(chunk.vector, self._dim), payload))
             ids.append(str(pid))
+            raw_bytes += _payload_bytes(payload) + 4 * self._dim
         if points:
+            need = (
+                _UPSERT_FACTOR * raw_bytes + _UPSERT_POINT_BYTES * len(points) + _WRITE_MARGIN_BYTES
+            )
             with self._open_shard("upsert") as shard:
+                _require_space(self.path, need, f"upserting {len(points)} points into {self.path}")
                 shard.update(qe.UpdateOperation.upsert_points(points))
         return ids
 
@@ -217,7 +293,11 @@ class EdgeStore:
 
     def create_payload_indexes(self, specs: Iterable[IndexSpec]) -> None:
         """Create payload indexes on ``metadata.<field>`` (idempotent)."""
+        specs = list(specs)
         with self._open_shard("create_payload_indexes") as shard:
+            points = int(shard.info().points_count)
+            need = _INDEX_POINT_BYTES * points * len(specs) + _WRITE_MARGIN_BYTES
+            _require_space(self.path, need, f"creating payload indexes in {self.path}")
             for spec in specs:
                 schema: Any = _SCHEMAS[spec.schema]
                 if spec.is_tenant and spec.schema == "keyword":
@@ -241,6 +321,15 @@ class EdgeStore:
     def optimize(self) -> None:
         """Build the HNSW and payload indexes; call after bulk upserts."""
         with self._open_shard("optimize") as shard:
+            # Optimizing rewrites segments into a new one: room for a copy of the vectors
+            # (twice, for the index) and of the payload pages, then the old ones go.
+            points = int(shard.info().points_count)
+            need = (
+                2 * 4 * self._dim * points
+                + _allocated_bytes(self.path / "segments", "payload_storage")
+                + _WRITE_MARGIN_BYTES
+            )
+            _require_space(self.path, need, f"optimizing the edge shard at {self.path}")
             shard.optimize()
 
     def count(self) -> int:
@@ -355,3 +444,189 @@ def _read_vector_config(path: Path) -> tuple[int, str]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"cannot read the vector configuration in {config_file}: {exc!r}") from exc
     return dim, distance
+
+
+# -- creating atomically --------------------------------------------------------------
+
+
+def _create_and_rename(where: Path, config: qe.EdgeConfig) -> None:
+    """Build the shard in a hidden sibling, then rename it onto ``where``."""
+    staging = where.with_name(f".{where.name}{_STAGING_INFIX}{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        _create_shard(staging, where, config)
+        # Opening right after needs this much; checked before the name is taken.
+        _require_space(staging, _open_bytes(staging), f"creating an edge shard at {where}")
+        try:
+            os.rename(staging, where)  # replaces an empty directory, atomically
+        except OSError as exc:
+            if where.is_dir() and any(where.iterdir()):
+                raise StoreError(
+                    f"{where} already exists and is not empty (created concurrently); "
+                    "open it with EdgeStore.open"
+                ) from None
+            raise StoreError(
+                f"cannot create an edge shard at {where}: {exc.strerror or exc}"
+            ) from exc
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    _fsync_directory(where.parent)
+
+
+def _create_in_place(where: Path, config: qe.EdgeConfig) -> None:
+    """Build the shard inside ``where`` (a mount point) under a marker file."""
+    marker = where / _CREATING_MARKER
+    try:
+        marker.touch()
+        _fsync_directory(where)
+    except OSError as exc:
+        raise StoreError(f"cannot create an edge shard at {where}: {exc.strerror or exc}") from exc
+    try:
+        _create_shard(where, where, config)
+        _require_space(where, _open_bytes(where), f"creating an edge shard at {where}")
+    except BaseException:
+        _empty_directory(where)
+        raise
+    marker.unlink()
+    _fsync_directory(where)
+
+
+def _create_shard(directory: Path, where: Path, config: qe.EdgeConfig) -> None:
+    try:
+        shard = qe.EdgeShard.create(str(directory), config)
+        shard.close()
+    except Exception as exc:
+        raise StoreError(f"cannot create an edge shard at {where}: {exc}") from exc
+
+
+def _interrupted_creation(path: Path) -> bool:
+    """Whether ``path`` is what an interrupted create left: never a shard with points.
+
+    Either the in-place marker is there, or (creates by earlier versions built in
+    place) there is no ``edge_config.json`` and nothing but the engine's skeleton: a
+    ``wal`` directory, an empty ``segments`` directory, its temporary ``.atomicwrite*``
+    entries. The engine writes ``edge_config.json`` before any segment, so such a
+    directory never held a point.
+    """
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    if _CREATING_MARKER in names:
+        return True
+    if not names or "edge_config.json" in names:
+        return False
+    for name in names:
+        if name.startswith(".atomicwrite") or name == "wal":
+            continue
+        if name == "segments" and not any((path / name).iterdir()):
+            continue
+        return False
+    return True
+
+
+def _empty_directory(path: Path) -> None:
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _remove_dead_staging(where: Path) -> None:
+    """Remove staging siblings of ``where`` whose creating process is gone."""
+    prefix = f".{where.name}{_STAGING_INFIX}"
+    try:
+        names = os.listdir(where.parent)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid_text = name[len(prefix) :].partition("-")[0]
+        if pid_text.isdigit() and not _process_alive(int(pid_text)):
+            shutil.rmtree(where.parent / name, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _is_mount_point(path: Path) -> bool:
+    try:
+        return os.stat(path).st_dev != os.stat(path.parent).st_dev
+    except OSError:
+        return False
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- free space -----------------------------------------------------------------------
+
+
+def _require_space(where: Path, need: int, operation: str) -> None:
+    """Raise StoreError unless the filesystem holding ``where`` has ``need`` bytes free."""
+    try:
+        stat = os.statvfs(where)
+    except OSError as exc:
+        raise StoreError(f"{operation}: cannot read the free disk space: {exc}") from exc
+    free = stat.f_bavail * stat.f_frsize
+    if free < need:
+        raise StoreError(
+            f"{operation} needs about {_mib(need)} of free disk space, {_mib(free)} is free "
+            f"(short by {_mib(need - free)}); nothing was written. The engine writes "
+            "through memory maps, and a full disk would kill the process (SIGBUS): free "
+            "some space or move the shard (docs/stores.md)"
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / _MIB:.1f} MiB"
+
+
+def _open_bytes(path: Path) -> int:
+    """What opening the shard at ``path`` may allocate: see _OPEN_MARGIN_BYTES."""
+    segments = path / "segments"
+    return (
+        _hole_bytes(segments, "vector_storage")
+        + _allocated_bytes(path / "wal") // 8
+        + _OPEN_MARGIN_BYTES
+    )
+
+
+def _file_stats(root: Path, part: str | None) -> Iterator[os.stat_result]:
+    for directory, _, files in os.walk(root):
+        if part is not None and part not in Path(directory).parts:
+            continue
+        for name in files:
+            with contextlib.suppress(OSError):
+                yield os.stat(os.path.join(directory, name))
+
+
+def _hole_bytes(root: Path, part: str | None = None) -> int:
+    """Bytes of the files under ``root`` (in a ``part`` directory) not yet allocated."""
+    return sum(max(0, st.st_size - st.st_blocks * 512) for st in _file_stats(root, part))
+
+
+def _allocated_bytes(root: Path, part: str | None = None) -> int:
+    return sum(st.st_blocks * 512 for st in _file_stats(root, part))
+
+
+def _payload_bytes(payload: dict[str, Any]) -> int:
+    return len(json.dumps(payload, separators=(",", ":"), default=str))
