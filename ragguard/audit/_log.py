@@ -478,7 +478,7 @@ class JsonlAuditLog:
             self._unsynced_since = time.monotonic()
         if self._flusher is None:
             flusher = threading.Thread(
-                target=self._flush_loop, name=f"ragguard-audit-fsync:{self.path.name}", daemon=True
+                target=self._flush_loop, name=f"ragguard-audit-fsync:{self.path}", daemon=True
             )
             self._flusher = flusher
             flusher.start()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import json
 import multiprocessing
 import os
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -289,6 +292,120 @@ def test_fsync_policy_controls_when_records_reach_the_disk(
     assert len(calls) == expected_before_close
     log.close()
     assert len(calls) == expected_after_close
+
+
+def _flusher_threads(path: Path) -> list[threading.Thread]:
+    """The log's background fsync threads (named after the log's path)."""
+    return [t for t in threading.enumerate() if t.name == f"ragguard-audit-fsync:{path}"]
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_batch_fsync_reaches_the_disk_within_the_interval_after_traffic_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interval is a bound: no later append or close() is needed for the fsync."""
+    path = tmp_path / "audit.jsonl"
+    synced: list[tuple[int, float]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append((os.fstat(fd).st_ino, time.monotonic()))
+        real_fsync(fd)
+
+    log = JsonlAuditLog(path, fsync="batch", fsync_interval=0.2)
+    monkeypatch.setattr(os, "fsync", fsync)
+    for _ in range(3):
+        log.record(make_retrieval())
+    written = time.monotonic()
+    inode = path.stat().st_ino
+    assert _wait_until(lambda: any(ino == inode for ino, _ in synced)), "no fsync while idle"
+    first = min(when for ino, when in synced if ino == inode)
+    assert first - written < 2.0  # 0.2 s, plus scheduling on a loaded machine
+    assert len(synced) == 1  # one fsync for the three records
+    assert _wait_until(lambda: not _flusher_threads(path))  # an idle log holds no thread
+    log.close()
+    assert len(synced) == 1  # nothing left to sync at close
+
+
+def test_the_background_fsync_never_blocks_an_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flusher fsyncs a duplicate descriptor without the lock appends take."""
+    path = tmp_path / "audit.jsonl"
+    in_fsync = threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            in_fsync.set()
+            time.sleep(0.6)
+        real_fsync(fd)
+
+    log = JsonlAuditLog(path, fsync="batch", fsync_interval=0.05)
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    log.record(make_retrieval())
+    assert in_fsync.wait(5), "no background fsync"
+    started = time.perf_counter()
+    log.record(make_retrieval())
+    assert time.perf_counter() - started < 0.3  # not behind the 0.6 s fsync
+    log.close()
+    assert not _flusher_threads(path)  # close() stopped it
+    result = verify_audit_log(path)
+    assert result.ok, result.error
+    assert result.records == 2
+
+
+def test_close_stops_a_waiting_flusher_and_fsyncs_what_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real_fsync = os.fsync
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path, fsync="batch", fsync_interval=3600)
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real_fsync(fd))
+    log.record(make_retrieval())
+    assert _flusher_threads(path)
+    started = time.monotonic()
+    log.close()
+    assert time.monotonic() - started < 2.0  # not an hour
+    assert not _flusher_threads(path)
+    assert len(calls) == 1
+
+
+def test_a_failed_background_fsync_fails_the_next_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync error is not lost in a thread: the next record raises AuditError."""
+    path = tmp_path / "audit.jsonl"
+    real_fsync = os.fsync
+    failed = threading.Event()
+
+    def failing_fsync(fd: int) -> None:
+        if threading.current_thread() is not threading.main_thread() and not failed.is_set():
+            failed.set()
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    log = JsonlAuditLog(path, fsync="batch", fsync_interval=0.01)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    log.record(make_retrieval())
+    assert failed.wait(5)
+    assert _wait_until(lambda: not _flusher_threads(path))
+    with pytest.raises(rg.AuditError, match=r"background fsync .* Input/output error"):
+        log.record(make_retrieval())
+    log.record(make_retrieval())  # reported once; the log goes on
+    log.close()
+    result = verify_audit_log(path)
+    assert result.ok, result.error
+    assert result.records == 2
 
 
 def test_bad_settings_are_rejected(tmp_path: Path) -> None:
