@@ -24,6 +24,7 @@ engine will need and raise :class:`StoreError` naming the shortfall.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -191,14 +192,19 @@ class EdgeStore:
                 where,
             )
             _empty_directory(where)
-        where.parent.mkdir(parents=True, exist_ok=True)
-        _remove_dead_staging(where)
-        _require_space(where.parent, _CREATE_BYTES, f"creating an edge shard at {where}")
+        # A symlink to a directory: build next to the directory it points to.
+        target = where.resolve() if where.is_symlink() else where
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_staging(target)
+        room = target if target.is_dir() else target.parent
+        _require_space(room, _CREATE_BYTES, f"creating an edge shard at {where}")
         config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dim, distance=metric))
-        if where.is_dir() and _is_mount_point(where):
-            _create_in_place(where, config)
-        else:
-            _create_and_rename(where, config)
+        try:
+            if target.is_dir() and _is_mount_point(target):
+                raise _NoRename
+            _create_and_rename(target, config)
+        except _NoRename:  # a mount point (bind mounts show up as EBUSY or EXDEV)
+            _create_in_place(target, config)
         return cls._load(where, dim, distance)
 
     @classmethod
@@ -449,6 +455,10 @@ def _read_vector_config(path: Path) -> tuple[int, str]:
 # -- creating atomically --------------------------------------------------------------
 
 
+class _NoRename(Exception):
+    """No rename can put a directory at the shard path: build in place."""
+
+
 def _create_and_rename(where: Path, config: qe.EdgeConfig) -> None:
     """Build the shard in a hidden sibling, then rename it onto ``where``."""
     staging = where.with_name(f".{where.name}{_STAGING_INFIX}{os.getpid()}-{secrets.token_hex(4)}")
@@ -459,7 +469,10 @@ def _create_and_rename(where: Path, config: qe.EdgeConfig) -> None:
         try:
             os.rename(staging, where)  # replaces an empty directory, atomically
         except OSError as exc:
-            if where.is_dir() and any(where.iterdir()):
+            occupied = where.is_dir() and any(where.iterdir())
+            if exc.errno in (errno.EBUSY, errno.EXDEV) and where.is_dir() and not occupied:
+                raise _NoRename from exc
+            if occupied:
                 raise StoreError(
                     f"{where} already exists and is not empty (created concurrently); "
                     "open it with EdgeStore.open"

@@ -560,3 +560,21 @@ def test_a_shard_created_on_a_mount_point_is_built_in_place_under_a_marker(
         rg.EdgeStore.open(root)
     with rg.EdgeStore.create(root, dim=DIM) as store:
         assert store.count() == 0
+
+
+def test_a_shard_created_on_a_bind_mount_is_built_in_place(
+    tmpfs: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A bind mount of a directory onto itself has its parent's device: the rename is
+    refused (EBUSY), and the create falls back to building in place."""
+    tmpfs("size=1m")  # root and a working mount command, or skip
+    shard = tmp_path / "shard"
+    shard.mkdir()
+    subprocess.run(["mount", "--bind", str(shard), str(shard)], check=True)
+    try:
+        with rg.EdgeStore.create(shard, dim=DIM) as store:
+            assert store.count() == 0
+        assert sorted(os.listdir(shard)) == ["edge_config.json", "segments", "wal"]
+        assert [name for name in os.listdir(tmp_path) if name.startswith(".shard.")] == []
+    finally:
+        subprocess.run(["umount", "-l", str(shard)], check=False)
