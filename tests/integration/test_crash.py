@@ -326,6 +326,7 @@ def _check_points(shard: Path, chunks: dict[str, dict[str, Any]]) -> int:
     for record in records:
         source = by_point[str(record.id)]
         payload = record.payload
+        assert payload is not None  # no point without its payload
         text, metadata = payload["page_content"], payload["metadata"]
         assert text == source["text"]
         verdict = check.verify(text, metadata)

@@ -370,7 +370,12 @@ def test_close_stops_a_waiting_flusher_and_fsyncs_what_is_left(
     real_fsync = os.fsync
     path = tmp_path / "audit.jsonl"
     log = JsonlAuditLog(path, fsync="batch", fsync_interval=3600)
-    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real_fsync(fd))
+
+    def counting_fsync(fd: int) -> None:
+        calls.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
     log.record(make_retrieval())
     assert _flusher_threads(path)
     started = time.monotonic()
