@@ -27,6 +27,7 @@ from typing import Any
 import ragguard as rg
 from ragguard._cli import main as ragguard_main
 from ragguard.audit import JsonlAuditLog
+from ragguard.stores import IndexSpec
 
 DIM = 8
 MODEL = """
@@ -101,7 +102,8 @@ def create(path: str, out: str) -> None:
 
 
 def upsert_until_refused(shard: str, batch: int, text_size: int, out: str) -> None:
-    """Upsert batches until the store refuses; reports each acknowledged batch."""
+    """Upsert batches until the store refuses (reporting each acknowledged batch), then
+    try a payload index and an optimize on the full disk."""
     report = _Out(out)
     try:
         store = rg.EdgeStore.open(shard)
@@ -116,6 +118,17 @@ def upsert_until_refused(shard: str, batch: int, text_size: int, out: str) -> No
             report.line(f"acked {done}")
     except rg.StoreError as exc:
         report.line(f"refused {exc}")
+
+        # The other writes on the same full disk.
+        def index() -> None:
+            store.create_payload_indexes([IndexSpec("dept", "keyword")])
+
+        for name, write in (("index", index), ("optimize", store.optimize)):
+            try:
+                write()
+                report.line(f"{name} done")
+            except rg.StoreError as refused:
+                report.line(f"{name} refused {refused}")
     finally:
         store.close()
 

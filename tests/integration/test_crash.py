@@ -171,9 +171,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def wait_for_line(out: Path, text: str, pid: int, server: ForkServer, timeout: float = 60) -> None:
+def wait_for_line(
+    out: Path, text: str, pid: int, server: ForkServer, timeout: float = 60, *, prefix: bool = False
+) -> None:
     deadline = time.monotonic() + timeout
-    while text not in lines(out):
+    while not any(line.startswith(text) if prefix else line == text for line in lines(out)):
         if time.monotonic() > deadline or not _alive(pid):
             status = server.wait(pid) if not _alive(pid) else None
             pytest.fail(
@@ -366,6 +368,29 @@ def test_killed_ingest_leaves_no_half_written_point_and_ingesting_again_complete
     assert _check_points(shard, chunks) == INGEST_CHUNKS
 
 
+def test_a_killed_writer_keeps_every_acknowledged_upsert(
+    server: ForkServer, tmp_path: Path, rng: random.Random
+) -> None:
+    shard = tmp_path / "shard"
+    status, _ = server.run("make_shard", tmp_path / "made", path=str(shard), points=0)
+    assert status == 0, server.log_of_last()
+    for round_ in range(3):
+        out = tmp_path / f"upsert-{round_}"
+        pid = server.spawn(
+            "upsert_until_refused", shard=str(shard), batch=200, text_size=40, out=str(out)
+        )
+        wait_for_line(out, "acked", pid, server, prefix=True)
+        time.sleep(rng.uniform(0.0, 0.3))
+        kill(pid)
+        assert server.wait(pid) == -signal.SIGKILL, server.log_of(pid)
+        acked = max(int(line.split()[1]) for line in lines(out) if line.startswith("acked "))
+        with rg.EdgeStore.open(shard) as store:
+            assert store.count() >= acked
+            stored = store.get(list(range(acked)))
+        assert len(stored) == acked  # every acknowledged point, each with its payload
+        assert all(point.text is not None and point.metadata for point in stored)
+
+
 # -- killed creates -------------------------------------------------------------------
 
 
@@ -522,8 +547,11 @@ def test_a_full_disk_is_a_store_error_not_a_sigbus(
         "upsert_until_refused", tmp_path / "upsert", shard=str(shard), batch=500, text_size=200
     )
     assert status == 0, f"the worker died (status {status}):\n{server.log_of_last()}"
-    assert reported[-1].startswith("refused upserting"), reported[-2:]
-    assert "short by" in reported[-1], reported[-1]
+    refusal, index, optimize = reported[-3:]
+    assert refusal.startswith("refused upserting"), reported[-4:]
+    assert "short by" in refusal, refusal
+    assert index.startswith("index refused creating payload indexes"), index
+    assert optimize.startswith("optimize refused optimizing"), optimize
     acked = [int(line.split()[1]) for line in reported if line.startswith("acked ")]
     assert acked, "some upserts fit before the disk filled"
 
