@@ -500,12 +500,19 @@ class JsonlAuditLog:
                 if self._closed or not self._unsynced_pending or self._fd < 0:
                     self._flusher = None  # close() fsyncs what is left
                     return
+                self._unsynced_pending = False
                 try:
                     fd = os.dup(self._fd)
-                except OSError as exc:
-                    self._flusher_failed(exc)
-                    return
-                self._unsynced_pending = False
+                except OSError:  # no descriptor to spare: fsync under the lock this once
+                    try:
+                        os.fsync(self._fd)
+                    except OSError as exc:
+                        self._flusher_failed(exc)
+                        return
+                    self._last_fsync = time.monotonic()
+                    if not self._unsynced_pending:
+                        self._unsynced = False
+                    continue
             try:
                 os.fsync(fd)
             except OSError as exc:
