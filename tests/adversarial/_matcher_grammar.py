@@ -481,7 +481,11 @@ def _where_atom(draw: st.DrawFn) -> ir.Expr:
     if kind == "range":
         bound = draw(st.one_of(_numbers, st.sampled_from(("a", "eng", "m", "/docs"))))
         op = draw(st.sampled_from(("gt", "gte", "lt", "lte")))
-        return ir.Range(name, **{op: bound})
+        if op == "gt":
+            return ir.Range(name, gt=bound)
+        if op == "gte":
+            return ir.Range(name, gte=bound)
+        return ir.Range(name, lt=bound) if op == "lt" else ir.Range(name, lte=bound)
     if kind == "exists":
         return ir.Exists(name)
     pattern = draw(st.sampled_from(PATTERNS))

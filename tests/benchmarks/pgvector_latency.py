@@ -58,7 +58,8 @@ def _server_url() -> tuple[str, Any]:
         warnings.simplefilter("ignore")
         import pgserver
 
-        server = pgserver.get_server(tempfile.mkdtemp() + "/pg", cleanup_mode="delete")
+        folder = tempfile.mkdtemp() + "/pg"
+        server = pgserver.get_server(folder, cleanup_mode="delete")  # type: ignore[attr-defined]
     return server.get_uri(), server
 
 

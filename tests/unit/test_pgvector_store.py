@@ -50,8 +50,13 @@ def stores(pgvector_url: str) -> Iterator[dict[str, rg.PgVectorStore]]:
     plain = rg.PgVectorStore.create(pgvector_url, table="ir_plain", dim=DIM)
     indexed = rg.PgVectorStore.create(pgvector_url, table="ir_indexed", dim=DIM)
     indexed.create_payload_indexes(
-        [rg.IndexSpec(f, s) for f, s in zip(FIELDS, ["keyword", "integer", "float"], strict=True)]
-        + [rg.IndexSpec("b", "float"), rg.IndexSpec("c", "integer")]
+        [
+            rg.IndexSpec(FIELDS[0], "keyword"),
+            rg.IndexSpec(FIELDS[1], "integer"),
+            rg.IndexSpec(FIELDS[2], "float"),
+            rg.IndexSpec("b", "float"),
+            rg.IndexSpec("c", "integer"),
+        ]
     )
     yield {"plain": plain, "indexed": indexed}
     plain.close()
@@ -217,13 +222,14 @@ def test_typed_semantics_are_exact_in_sql(
 
 def test_relaxed_atoms_are_reported_and_never_narrow(typed: rg.PgVectorStore) -> None:
     """Matching functions, odd names, non-finite numbers: relaxed (a superset), said so."""
-    for expr in [
+    relaxed: list[ir.Expr] = [
         ir.Match("keyMatch", "v", "a*", True),
         ir.Eq(ODD_FIELD + "'; DROP TABLE typed; --", "x"),
         ir.Eq("v", float("inf")),
         ir.Range("v", gt="a\x00"),
         ir.Contains("v", "\x00"),
-    ]:
+    ]
+    for expr in relaxed:
         pushdown = typed.translate(expr)
         assert not pushdown.exact
         assert pushdown.relaxed
@@ -389,8 +395,9 @@ def test_an_existing_langchain_postgres_collection_works_without_migration(
         store.close()
         docs.delete_collection()
         other.delete_collection()
-        docs._engine.dispose()
-        other._engine.dispose()
+        for vectorstore in (docs, other):
+            if vectorstore._engine is not None:
+                vectorstore._engine.dispose()
 
 
 # -- async ---------------------------------------------------------------------------------
