@@ -9,7 +9,9 @@ One retrieval::
 2. the store runs the filtered nearest-neighbour query (``deny_all``: not at all);
 3. every hit is decided again by the compiled predicate, then provenance and screens;
 4. if fewer than ``k`` hits survive and more may exist, the guard fetches more in
-   bounded, doubling rounds;
+   bounded, doubling rounds; if those run out, it finishes exactly: it reads every point
+   the store's filter admits (``scroll``, up to ``max_scan``), decides each with the
+   plan and scores the survivors itself;
 5. a span and an audit record say what was released and what was withheld, and why.
 
 Any failure releases nothing: the caller gets an exception from
@@ -48,7 +50,7 @@ from ragguard.policy._plan import EXPR_TYPES, Decision, Plan
 from ragguard.policy._policy import Policy
 from ragguard.screens._base import Screen, run_screens, screen_name
 from ragguard.stores._points import not_a_vector
-from ragguard.stores.base import Pushdown, Store, StoredChunk
+from ragguard.stores.base import Pushdown, ScrollingStore, ScrollPage, Store, StoredChunk
 from ragguard.subject import Subject, require_subject
 from ragguard.tracing import RetrievalTracer
 
@@ -65,6 +67,11 @@ logger = logging.getLogger("ragguard")
 
 DEFAULT_MAX_K = 1000
 DEFAULT_MAX_FETCH_ROUNDS = 8
+DEFAULT_MAX_SCAN = 100_000
+SCAN_PAGE = 1024
+SCAN_SWITCH = 1024
+"""On a store that can scroll, a round that would ask for more candidates than this is
+replaced by the exact finish: reading payloads is cheaper than searching for them."""
 MAX_FETCH_LIMIT = 10_000
 INEXACT_OVERFETCH = 4
 DISTANCE_METRICS = frozenset({"euclid", "manhattan"})
@@ -155,6 +162,8 @@ class _Fetch:
     rounds: int = 0
     truncated: bool = False
     done: bool = False
+    can_scan: bool = False
+    scan: _Scan | None = None
 
     def next_limit(self) -> int | None:
         """How many results to ask the store for next, or ``None`` when finished."""
@@ -183,11 +192,105 @@ class _Fetch:
         if below_floor:
             self.done = True  # results come best first: nothing further meets min_score
             return
-        if self.rounds >= self.guard.max_fetch_rounds or self.limit >= MAX_FETCH_LIMIT:
+        next_limit = min(self.limit * 2, MAX_FETCH_LIMIT)
+        if (
+            self.rounds >= self.guard.max_fetch_rounds
+            or self.limit >= MAX_FETCH_LIMIT
+            or (self.can_scan and next_limit > SCAN_SWITCH)
+        ):
             self.done = True
-            self.truncated = True
+            self.truncated = True  # until an exact finish (_Scan) completes
             return
-        self.limit = min(self.limit * 2, MAX_FETCH_LIMIT)
+        self.limit = next_limit
+
+
+@dataclass
+class _Scan:
+    """Sans-IO state of the exact finish of a search whose rounds ran out.
+
+    1. :meth:`feed` reads every point the store's filter admits (a superset of what the
+       plan allows), ``SCAN_PAGE`` at a time up to ``max_scan`` points, payloads only,
+       and keeps the ones the plan allows (and malformed ones, which the full decision
+       withholds with a reason); points the rounds already decided are skipped.
+    2. :meth:`score` scores the kept points and the rounds' released hits exactly, with
+       numpy in the store's metric, from their stored vectors (``vector_batches``), so
+       every released hit is ranked by one function.
+    3. :meth:`finish` walks them best first, deciding each new one fully (provenance,
+       screens, budget floor) until ``k`` are released.
+
+    Points the plan denies are counted (``scanned``), not listed: only what the rounds
+    saw and what step 3 decided appear among the withheld.
+    """
+
+    fetch: _Fetch
+    query: npt.NDArray[np.float64]
+    metric: str
+    max_scan: int
+    scanned: int = 0
+    offset: str | int | None = None
+    done: bool = False
+    exhausted: bool = False
+    pool: list[StoredChunk] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def next_request(self) -> tuple[int, str | int | None] | None:
+        """``(limit, offset)`` of the next page, or ``None`` when finished."""
+        if self.done:
+            return None
+        return min(SCAN_PAGE, self.max_scan - self.scanned), self.offset
+
+    def feed(self, page: ScrollPage) -> None:
+        """Decide one page of scrolled points with the plan."""
+        plan, seen = self.fetch.plan, self.fetch.seen
+        for chunk in page.chunks:
+            if chunk.id in seen:
+                continue
+            if chunk.text is None or chunk.metadata is None or plan.decide(chunk.metadata).released:
+                self.pool.append(chunk)
+        self.scanned += len(page.chunks)
+        self.offset = page.next_offset
+        if page.next_offset is None or not page.chunks:
+            self.done = True
+        elif self.scanned >= self.max_scan:
+            self.done = self.exhausted = True
+
+    def vector_batches(self) -> list[list[str]]:
+        """The ids whose stored vectors :meth:`score` needs, in batches."""
+        ids = [hit.id for hit in self.fetch.released] + [chunk.id for chunk in self.pool]
+        return [ids[i : i + SCAN_PAGE] for i in range(0, len(ids), SCAN_PAGE)]
+
+    def score(self, vectors: Mapping[str, Sequence[float]]) -> None:
+        """Score points exactly from their stored vectors (one batch, by id)."""
+        if vectors:
+            ids = list(vectors)
+            values = _scores(self.metric, self.query, [vectors[i] for i in ids])
+            self.scores.update(zip(ids, values.tolist(), strict=True))
+
+    def finish(self) -> None:
+        """Release the best ``k`` in exact score order (see the class docstring)."""
+        fetch, guard = self.fetch, self.fetch.guard
+        entries: list[tuple[float, Hit | StoredChunk]] = []
+        for hit in fetch.released:
+            # a hit whose vector is gone now (deleted meanwhile) keeps its store score
+            score = self.scores.get(hit.id, hit.score)
+            entries.append((score, dataclasses.replace(hit, score=score)))
+        entries.extend((self.scores[c.id], c) for c in self.pool if c.id in self.scores)
+        entries.sort(key=lambda entry: entry[0], reverse=not guard._lower_score_is_better)
+        floor = guard.budget.min_score if guard.budget is not None else None
+        released: list[Hit] = []
+        for score, entry in entries:
+            if len(released) >= fetch.k:
+                break
+            if isinstance(entry, Hit):
+                released.append(entry)
+                continue
+            if floor is not None and not score >= floor:
+                break  # best first: nothing further meets min_score
+            stored = dataclasses.replace(entry, score=score)
+            hit = guard._decide_hit(fetch.plan, stored, fetch.subject)
+            (released if hit.decision.released else fetch.withheld).append(hit)
+        fetch.released = released
+        fetch.truncated = self.exhausted
 
 
 class Guard:
@@ -198,8 +301,10 @@ class Guard:
         guard = Guard(policy, store, tracer_provider=provider)
         hits = guard.search(Subject(id="alice", attributes={"clearance": 2}), vector, k=5)
 
-    Returns exactly ``min(k, authorised chunks in the store)`` hits, best first, each
-    released by a policy line (``hit.decision.rule``). Parameters:
+    Returns ``min(k, authorised chunks in the store)`` hits, best first, each released
+    by a policy line (``hit.decision.rule``): exactly, unless an inexact plan's search
+    needed to read more than ``max_scan`` points (then the retrieval is marked
+    ``truncated`` and may be short; see below). Parameters:
 
     * ``action`` — the ``r.act`` value (default ``"read"``).
     * ``provenance`` — a verifier run on each authorised hit (``ragguard.ProvenanceCheck``).
@@ -217,6 +322,12 @@ class Guard:
     * ``exact_search`` — ask the store for exhaustive (non-HNSW) search.
     * ``max_k`` — the largest ``k`` accepted; ``max_fetch_rounds`` — how many doubling
       rounds to fetch when hits are withheld after the store's filter.
+    * ``max_scan`` — when those rounds run out, the guard finishes exactly on a store
+      that can ``scroll`` (EdgeStore, QdrantStore): it reads every point the store's
+      filter admits, with its vector, up to ``max_scan`` points (default 100,000),
+      decides each with the plan and scores the survivors with numpy. If the budget is
+      hit, the result is the best found so far, ``Retrieval.truncated`` is true and the
+      span gets a ``ragguard.scan.budget_exhausted`` event. ``0`` turns the finish off.
 
     A guard holds no per-call state: one instance serves any number of threads.
     """
@@ -236,6 +347,7 @@ class Guard:
         exact_search: bool = False,
         max_k: int = DEFAULT_MAX_K,
         max_fetch_rounds: int = DEFAULT_MAX_FETCH_ROUNDS,
+        max_scan: int = DEFAULT_MAX_SCAN,
         screens: Sequence[Screen] = (),
         budget: ReleaseBudget | None = None,
     ) -> None:
@@ -245,6 +357,8 @@ class Guard:
             raise TypeError(f"store must implement ragguard.Store, got {type(store).__name__}")
         if max_k < 1 or max_fetch_rounds < 1:
             raise ValueError("max_k and max_fetch_rounds must be at least 1")
+        if isinstance(max_scan, bool) or not isinstance(max_scan, int) or max_scan < 0:
+            raise ValueError(f"max_scan must be a non-negative integer, got {max_scan!r}")
         if isinstance(screens, (str, bytes)) or not all(callable(s) for s in screens):
             raise TypeError("screens must be a sequence of callables screen(hit) -> ScreenResult")
         if budget is not None and not isinstance(budget, ReleaseBudget):
@@ -258,6 +372,7 @@ class Guard:
         self.exact_search = exact_search
         self.max_k = max_k
         self.max_fetch_rounds = max_fetch_rounds
+        self.max_scan = max_scan
         self.screens: tuple[Screen, ...] = tuple(screens)
         self._screens = tuple((screen_name(screen), screen) for screen in self.screens)
         self.budget = budget
@@ -342,6 +457,13 @@ class Guard:
             fetch, query = self._start(subject, vector, k, action, where)
             while (limit := fetch.next_limit()) is not None:
                 fetch.feed(self._store_search(query, limit, fetch.pushdown))
+            scan = self._scan(fetch, query)
+            if scan is not None:
+                while (request := scan.next_request()) is not None:
+                    scan.feed(self._store_call("scroll", fetch.pushdown, *request))
+                for ids in scan.vector_batches():
+                    scan.score(self._store_call("vectors", ids))
+                self._finish_scan(scan)
             return self._finish(fetch, started, span)
 
     async def asearch(
@@ -366,6 +488,13 @@ class Guard:
                         self._store_search, query, limit, fetch.pushdown
                     )
                 fetch.feed(results)
+            scan = self._scan(fetch, query)
+            if scan is not None:
+                while (request := scan.next_request()) is not None:
+                    scan.feed(await self._store_acall("scroll", fetch.pushdown, *request))
+                for ids in scan.vector_batches():
+                    scan.score(await self._store_acall("vectors", ids))
+                self._finish_scan(scan)
             return self._finish(fetch, started, span)
 
     # -- the pipeline's steps ----------------------------------------------------------
@@ -391,10 +520,49 @@ class Guard:
         self._tracer.planned(plan)
         limit = k if pushdown.exact else min(k * INEXACT_OVERFETCH, MAX_FETCH_LIMIT)
         fetch = _Fetch(self, subject, plan, pushdown, k, limit, _query_digest(array))
+        fetch.can_scan = self.max_scan > 0 and isinstance(self.store, ScrollingStore)
         if pushdown.matches_nothing:
             fetch.done = True  # deny_all: the store is never touched
         query: list[float] = array.tolist()
         return fetch, query
+
+    def _scan(self, fetch: _Fetch, query: list[float]) -> _Scan | None:
+        """The exact finish, when the rounds ran out and the store can scroll."""
+        if not fetch.truncated or not fetch.can_scan or fetch.pushdown.matches_nothing:
+            return None
+        metric = str(getattr(self.store, "distance", "cosine"))
+        return _Scan(fetch, np.asarray(query, dtype=np.float64), metric, self.max_scan)
+
+    def _finish_scan(self, scan: _Scan) -> None:
+        scan.finish()
+        scan.fetch.scan = scan  # traced after the per-chunk events (see _finish)
+        if scan.exhausted:
+            logger.warning(
+                "ragguard: the exact finish of an inexact search stopped at max_scan=%d "
+                "points; the result may be short (truncated)",
+                self.max_scan,
+            )
+
+    def _store_call(self, operation: str, *args: Any) -> Any:
+        """``store.<operation>(*args)`` (``scroll`` or ``vectors``); failures: StoreError."""
+        try:
+            return getattr(self.store, operation)(*args)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"the store failed during {operation}: {self._describe(exc)}") from exc
+
+    async def _store_acall(self, operation: str, *args: Any) -> Any:
+        """The store's ``a<operation>`` when it has one, else :meth:`_store_call` in a thread."""
+        native = getattr(self.store, "a" + operation, None)
+        if native is None:
+            return await asyncio.to_thread(self._store_call, operation, *args)
+        try:
+            return await native(*args)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"the store failed during {operation}: {self._describe(exc)}") from exc
 
     def _store_search(
         self, query: list[float], limit: int, pushdown: Pushdown
@@ -499,6 +667,8 @@ class Guard:
             duration_s=time.perf_counter() - started,
         )
         self._tracer.finished(span, retrieval)
+        if fetch.scan is not None:
+            self._tracer.scanned(span, fetch.scan.scanned, self.max_scan, fetch.scan.exhausted)
         if self.audit is not None:
             try:
                 self.audit.record(retrieval)
@@ -559,6 +729,40 @@ def _where_expr(where: ir.Expr | Mapping[str, Any]) -> ir.Expr:
             f"got {type(where).__name__}"
         )
     return where
+
+
+def _scores(
+    metric: str, query: npt.NDArray[np.float64], vectors: Sequence[Sequence[float]]
+) -> npt.NDArray[np.float64]:
+    """Qdrant's score of each vector for ``query`` in ``metric``, computed with numpy.
+
+    ``cosine`` is the cosine similarity, ``dot`` the dot product (higher is better);
+    ``euclid`` the Euclidean and ``manhattan`` the L1 distance (lower is better).
+    Raises :class:`StoreError` for vectors of the wrong dimension.
+    """
+    try:
+        matrix = np.asarray(vectors, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(
+            f"the store returned vectors that are not numbers ({type(exc).__name__})"
+        ) from None
+    if matrix.ndim != 2 or matrix.shape[1] != query.shape[0]:
+        raise StoreError(
+            f"the store returned vectors of shape {matrix.shape}, expected (n, {query.shape[0]})"
+        )
+    if metric == "euclid":
+        result: npt.NDArray[np.float64] = np.linalg.norm(matrix - query, axis=1)
+    elif metric == "manhattan":
+        result = np.abs(matrix - query).sum(axis=1)
+    elif metric == "dot":
+        result = matrix @ query
+    elif metric == "cosine":
+        norms = np.linalg.norm(matrix, axis=1)
+        norms[norms == 0.0] = 1.0
+        result = (matrix @ (query / np.linalg.norm(query))) / norms
+    else:
+        raise StoreError(f"cannot score vectors in the unknown metric {metric!r}")
+    return result
 
 
 def _query_digest(vector: npt.NDArray[np.float64]) -> str:

@@ -30,7 +30,8 @@ attribute                          type        meaning
 ``ragguard.unverified.count``      int         released chunks without a provenance tag
 ``ragguard.flagged.count``         int         released chunks a ``flag`` screen marked
 ``ragguard.fetch.rounds``          int         store queries made (over-fetch rounds)
-``ragguard.fetch.truncated``       boolean     rounds ran out before ``k`` were found
+``ragguard.fetch.truncated``       boolean     the search stopped before it was exact
+``ragguard.fetch.scanned``         int         points read by the exact finish (scan)
 ``ragguard.decision.id``           string      the audit record's ``decision_id``
 ``error.type``                     string      exception class, when the search failed
 ``gen_ai.retrieval.documents``     string      opt-in: JSON ``[{id, score}]`` of released
@@ -43,7 +44,9 @@ Events ``ragguard.chunk.released`` (``ragguard.chunk.id``, ``ragguard.chunk.scor
 ``ragguard.screen.flags`` (list of ``"screen: reason"``) when a screen flagged them;
 ``ragguard.audit.failed`` (``error.type``) when a non-required audit write failed;
 ``ragguard.budget.exceeded`` (``error.type``, ``ragguard.budget.requested``) when the
-release budget stopped the search (its chunks are then ``denied`` events).
+release budget stopped the search (its chunks are then ``denied`` events);
+``ragguard.scan.budget_exhausted`` (``ragguard.fetch.scanned``, ``ragguard.scan.max``)
+when the exact finish of an inexact search stopped at ``Guard(max_scan=)`` points.
 
 No chunk text and no query text are recorded unless ``capture_content=True`` (which
 adds ``ragguard.chunk.text`` to each event and the opt-in ``gen_ai.retrieval.documents``
@@ -78,6 +81,7 @@ __all__ = [
     "EVENT_BUDGET_EXCEEDED",
     "EVENT_DENIED",
     "EVENT_RELEASED",
+    "EVENT_SCAN_BUDGET_EXHAUSTED",
     "SPAN_NAME",
     "RetrievalTracer",
     "pseudonymize",
@@ -88,6 +92,7 @@ EVENT_RELEASED = "ragguard.chunk.released"
 EVENT_DENIED = "ragguard.chunk.denied"
 EVENT_AUDIT_FAILED = "ragguard.audit.failed"
 EVENT_BUDGET_EXCEEDED = "ragguard.budget.exceeded"
+EVENT_SCAN_BUDGET_EXHAUSTED = "ragguard.scan.budget_exhausted"
 
 PSEUDONYM_LENGTH = 32
 _PLAN_DIGESTS_KEPT = 256
@@ -236,6 +241,19 @@ class RetrievalTracer:
         """Counts and one event per considered chunk."""
         if span.is_recording():
             self._safely(self._finish, span, retrieval)
+
+    def scanned(self, span: Span, scanned: int, max_scan: int, exhausted: bool) -> None:
+        """Note the exact finish of an inexact search: points read, and whether it
+        stopped at the ``max_scan`` budget."""
+        if not span.is_recording():
+            return
+        self._safely(span.set_attribute, "ragguard.fetch.scanned", scanned)
+        if exhausted:
+            self._safely(
+                span.add_event,
+                EVENT_SCAN_BUDGET_EXHAUSTED,
+                {"ragguard.fetch.scanned": scanned, "ragguard.scan.max": max_scan},
+            )
 
     def audit_failed(self, span: Span, error: BaseException) -> None:
         """Note a non-fatal audit failure on the span."""

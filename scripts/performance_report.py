@@ -224,6 +224,7 @@ def render(
     out.append(compile_section(sections.get("plan_compile", []), sections.get("plan_cache", [])))
     out.append(overhead_section(sections.get("search_overhead", [])))
     out.append(recall_section(sections.get("recall", [])))
+    out.append(recall_kb_paths_section(sections.get("recall_kb_paths", [])))
     out.append(scaling_section(sections.get("scaling", [])))
     out.append(policy_lines_section(sections.get("policy_lines", [])))
     out.append(in_list_section(sections.get("in_list", [])))
@@ -479,6 +480,46 @@ def recall_section(infos: Sequence[Mapping[str, Any]]) -> str:
             f"(HNSW alone, no filter, whole corpus: recall@10 "
             f"{cell(_figures(info).get('hnsw_recall_without_filter'))})\n\n"
             + table(["readable", "chunks", "method", "recall@10", "worst query", "p50 (ms)"], rows)
+        )
+    return "\n\n".join(parts)
+
+
+def recall_kb_paths_section(infos: Sequence[Mapping[str, Any]], note: str = "") -> str:
+    if not infos:
+        return ""
+    parts = [
+        "## 4b. Recall on path grants (`policies/kb-paths`)\n\n"
+        "The same four readable shares with the `kb-paths` model (`keyMatch` and `keyMatch2` "
+        "on a chunk path `/kb/<tenant>/<dept>/<owner>/<doc>.md` derived from the corpus "
+        "metadata above), each granted two ways: `keyMatch` folder prefixes (`/kb/t03/*`), "
+        "pushed into Qdrant exactly as `MatchPrefix`, and `keyMatch2` patterns "
+        "(`/kb/t03/engineering/:owner/*`, `/kb/:tenant/engineering/t03-engineering-u0/*`), "
+        "relaxed to the literal prefix and substrings Qdrant can test, then re-checked and, "
+        "when the over-fetch rounds run out, finished exactly over every candidate. "
+        "*Nothing pushed* is the worst case for that finish: the same `keyMatch2` plans on a "
+        "store that is given no filter at all, so a narrow share reads the whole corpus "
+        "(with `exact_search=True`). Truth: hand-written predicates, numpy brute force."
+        + (f" {note}" if note else "")
+    ]
+    for info in sorted(infos, key=lambda i: i["params"]["size"]):
+        rows = [
+            (
+                r["readable"],
+                r["readable_chunks"],
+                r["grant"],
+                r["method"],
+                r["recall"],
+                r["min_recall"],
+                r["p50_ms"],
+            )
+            for r in _figures(info)["rows"]
+        ]
+        parts.append(
+            f"**{info['params']['size']:,} chunks, {info['params']['queries']} queries**\n\n"
+            + table(
+                ["readable", "chunks", "grant", "method", "recall@10", "worst query", "p50 (ms)"],
+                rows,
+            )
         )
     return "\n\n".join(parts)
 

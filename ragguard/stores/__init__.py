@@ -5,13 +5,24 @@
 * :class:`PgVectorStore` — PostgreSQL with pgvector (``ragguard[pgvector]``, imported
   on first use).
 
-Both implement the :class:`Store` protocol (``ragguard.stores.base``); a store narrows
-candidates with the pushed-down filter, the guard decides.
+All implement the :class:`Store` protocol (``ragguard.stores.base``); ``EdgeStore`` and
+``QdrantStore`` also the optional :class:`ScrollingStore` capability (the guard's exact
+finish of inexact searches). A store narrows candidates with the pushed-down filter,
+the guard decides.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoredChunk, point_id
+from ragguard.stores.base import (
+    Chunk,
+    IndexSpec,
+    Pushdown,
+    ScrollingStore,
+    ScrollPage,
+    Store,
+    StoredChunk,
+    point_id,
+)
 from ragguard.stores.edge import EdgeStore
 from ragguard.stores.qdrant import QdrantStore
 
@@ -34,6 +45,8 @@ __all__ = [
     "PgVectorStore",
     "Pushdown",
     "QdrantStore",
+    "ScrollPage",
+    "ScrollingStore",
     "Store",
     "StoredChunk",
     "point_id",

@@ -11,7 +11,7 @@ from ragguard._canonical import CanonicalizationError, canonical_value
 from ragguard.exceptions import StoreError
 from ragguard.stores.base import StoredChunk
 
-__all__ = ["as_payload", "as_vector", "not_a_vector", "stored_chunk"]
+__all__ = ["as_payload", "as_vector", "dense_vector", "not_a_vector", "stored_chunk"]
 
 
 def as_vector(vector: Sequence[float], dim: int) -> list[float]:
@@ -125,3 +125,21 @@ def stored_chunk(
         md = payload.get(metadata_key)
         metadata = md if isinstance(md, dict) else None
     return StoredChunk(id=str(raw_id), score=float(score), text=text, metadata=metadata)
+
+
+def dense_vector(raw: object, name: str | None, point: object) -> list[float]:
+    """The dense vector ``name`` (``None``/``""``: the unnamed one) of a retrieved point.
+
+    Qdrant returns a plain list for a collection with one unnamed vector and a mapping
+    for a collection configured with a map of vectors. Raises :class:`StoreError` when
+    the point has no such dense vector (nothing is guessed).
+    """
+    value = raw
+    if isinstance(raw, dict):
+        value = raw.get(name or "")
+    if not isinstance(value, list) or not value:
+        raise StoreError(
+            f"point {point!s} has no dense vector {name or ''!r} to score (got "
+            f"{type(value).__name__})"
+        )
+    return value

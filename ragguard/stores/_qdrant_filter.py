@@ -13,7 +13,17 @@ becomes ``TRUE`` (the filter admits more), under an odd number ``FALSE`` (its ne
 admits more). Either way the store returns a superset of the allowed chunks and the
 guard's exact re-check decides. Relaxed atoms are:
 
-* Casbin matching functions (``keyMatch('/docs/*')``, ``regexMatch``, ...);
+* Casbin matching functions (``keyMatch2``, ``regexMatch``, ...), except ``keyMatch`` of
+  the attribute against a pattern with a ``*``: Casbin's ``keyMatch(value, "/kb/eng/*")``
+  is exactly "a string that starts with ``/kb/eng/``" (everything from the first ``*``
+  on is ignored), and Qdrant's ``MatchPrefix`` is exactly that (byte-wise on UTF-8, so
+  character-wise; case-sensitive; any element of a list; never a number, a boolean or an
+  object; the empty prefix matches every string), so it is pushed down exactly. Where
+  a relaxed pattern of ``keyMatch2``/``3``/``4``/``5`` or ``regexMatch`` (applied to the
+  attribute) can only match strings that start with a literal prefix, the positive
+  relaxation is that prefix (``MatchPrefix``), and the longer literal runs it must
+  contain (``MatchSubstring``), rather than ``TRUE``: still a superset, much narrower
+  for a pattern like ``/kb/eng/:doc/*`` or ``/kb/:space/runbooks/*``;
 * ``text in attribute`` (``Contains``: a substring of a string, an element of a list),
   bounded by "the attribute exists" (or, negated, "equals ``text``");
 * ``attribute in text`` (``Within``) for a text longer than :data:`MAX_SUBSTRING_TEXT`
@@ -38,6 +48,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
+
+from casbin.util import builtin_operators as _ops
 
 from ragguard._values import kind_of
 from ragguard.policy import ir
@@ -66,6 +78,16 @@ class FilterBuilder(Protocol):
 
     def match_any(self, key: str, values: list[str] | list[int]) -> Any:
         """``FieldCondition(key, match=MatchAny(values))`` (strings, or 64-bit integers)."""
+        ...
+
+    def match_prefix(self, key: str, prefix: str) -> Any:
+        """``FieldCondition(key, match=MatchPrefix(prefix))``: a string value (or a list
+        element) that starts with ``prefix``."""
+        ...
+
+    def match_substring(self, key: str, substring: str) -> Any:
+        """``FieldCondition(key, match=MatchSubstring(substring))``: a string value (or a
+        list element) that contains ``substring``."""
         ...
 
     def range(
@@ -103,12 +125,21 @@ class FilterTranslator:
     """Translates plan filters for one store; results are cached per expression.
 
     ``key_prefix`` is where metadata lives in the point payload (``"metadata."`` in the
-    LangChain layout).
+    LangChain layout). ``literal_matches=False`` never uses ``MatchPrefix`` or
+    ``MatchSubstring`` (for a Qdrant server without them): matching functions are then
+    all relaxed to no condition.
     """
 
-    def __init__(self, builder: FilterBuilder, *, key_prefix: str = "metadata.") -> None:
+    def __init__(
+        self,
+        builder: FilterBuilder,
+        *,
+        key_prefix: str = "metadata.",
+        literal_matches: bool = True,
+    ) -> None:
         self._builder = builder
         self._prefix = key_prefix
+        self._literal_matches = literal_matches
         self._cache: OrderedDict[ir.Expr, Pushdown] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -162,16 +193,35 @@ class FilterTranslator:
         why = self._inexpressible(expr)
         if why is None:
             return expr
+        if (
+            positive
+            and self._literal_matches
+            and isinstance(expr, ir.Match)
+            and _SIMPLE_FIELD.fullmatch(expr.field)
+        ):
+            prefix, substrings = necessary_literals(expr)
+            if prefix or substrings:
+                shown = ", ".join(
+                    [f"prefix {prefix!r}"] * bool(prefix) + [f"contains {s!r}" for s in substrings]
+                )
+                relaxed.append(f"{describe_condition(expr)} ({why}; narrowed to {shown})")
+                parts: list[ir.Expr] = [
+                    ir.Match(SUBSTRING_FUNCTION, expr.field, s) for s in substrings
+                ]
+                if prefix:
+                    parts.insert(0, ir.Match("keyMatch", expr.field, prefix + "*"))
+                return ir.and_(*parts)
         relaxed.append(f"{describe_condition(expr)} ({why})")
         return ir.TRUE if positive else ir.FALSE
 
-    @staticmethod
-    def _inexpressible(atom: ir.Expr) -> str | None:
+    def _inexpressible(self, atom: ir.Expr) -> str | None:
         """Why Qdrant cannot decide ``atom`` exactly, or ``None`` if it can."""
         field = getattr(atom, "field", "")
         if not _SIMPLE_FIELD.fullmatch(field):
             return "attribute name is not a plain word"
         if isinstance(atom, ir.Match):
+            if self._literal_matches and _key_match_prefix(atom) is not None:
+                return None
             return f"{atom.function} is decided after the search"
         if isinstance(atom, ir.Within):
             return f"substrings of a text longer than {MAX_SUBSTRING_TEXT} characters"
@@ -214,6 +264,12 @@ class FilterTranslator:
                 lt=_number(expr.lt),
                 lte=_number(expr.lte),
             )
+        if isinstance(expr, ir.Match):
+            if expr.function == SUBSTRING_FUNCTION:
+                return b.match_substring(key, expr.other)
+            prefix = _key_match_prefix(expr)
+            assert prefix is not None  # _inexpressible relaxed every other Match
+            return b.match_prefix(key, prefix)
         if isinstance(expr, ir.Exists):
             if positive:
                 return b.filter(must_not=[b.is_empty(key)])
@@ -261,6 +317,129 @@ def _containment_bound(expr: ir.Within | ir.Contains, *, positive: bool) -> ir.E
             expr.field, {text[i:j] for i in range(len(text) + 1) for j in range(i, len(text) + 1)}
         )
     return ir.Exists(expr.field) if positive else ir.Eq(expr.field, expr.text)
+
+
+def _key_match_prefix(atom: ir.Match) -> str | None:
+    """The prefix that ``atom`` tests, when it is exactly a prefix test, else ``None``.
+
+    ``keyMatch(value, pattern)`` with a ``*`` in ``pattern`` is Casbin's
+    ``value[:i] == pattern[:i]`` (or ``value == pattern[:i]`` when shorter) for ``i`` the
+    first ``*``: exactly ``value.startswith(pattern[:i])``. Without a ``*`` the compiler
+    already made it an equality; with the attribute as the pattern it is no prefix test.
+    """
+    if atom.function != "keyMatch" or not atom.field_first:
+        return None
+    star = atom.other.find("*")
+    return None if star < 0 else atom.other[:star]
+
+
+_REGEX_SPECIAL: Final = frozenset(".^$*+?{}[]\\|()")
+_QUANTIFIERS: Final = frozenset("*+?{")
+
+
+SUBSTRING_FUNCTION: Final = "\x00substring"
+"""``Match`` function name, private to the translator, of a relaxed atom's necessary
+substring (built as ``MatchSubstring``); it never leaves :meth:`FilterTranslator._relax`."""
+_MIN_SUBSTRING: Final = 3
+
+
+def necessary_prefix(atom: ir.Match) -> str:
+    """A literal prefix every string the (attribute-first) ``atom`` matches starts with,
+    or ``""`` when none is known (see :func:`necessary_literals`)."""
+    return necessary_literals(atom)[0]
+
+
+def necessary_literals(atom: ir.Match) -> tuple[str, tuple[str, ...]]:
+    """``(prefix, substrings)`` that every string the (attribute-first) ``atom`` matches
+    starts with and contains; ``("", ())`` when nothing is known.
+
+    ``keyMatch2`` … ``keyMatch5`` build the regular expression ``"^" + pattern' + "$"``
+    (``/*`` and the parameters rewritten exactly as Casbin does), ``regexMatch`` uses the
+    pattern; both are applied with ``re.match`` (anchored at the start; ``keyMatch5``
+    to the part before ``?``, a prefix of the value). In a regex without ``|`` and
+    without inline flags (``(?i)``, ``(?x)`` would change what a literal matches), every
+    run of literal characters outside groups and character classes must occur in the
+    match, less a last character that a quantifier follows; the run at the start is a
+    prefix. Conservative: any doubt gives shorter runs or none.
+    """
+    regex = _casbin_regex(atom)
+    if regex is None or "|" in regex or "(?" in regex:
+        return "", ()
+    runs: list[tuple[int, str]] = []  # (start offset, literal run) at depth 0
+    depth, index, start, run = 0, 0, 0, ""
+    if regex.startswith("^"):
+        index = start = 1
+
+    def close(at: int, quantified: bool) -> None:
+        nonlocal run
+        kept = run[:-1] if quantified else run
+        if kept and depth == 0:
+            runs.append((at, kept))
+        run = ""
+
+    while index < len(regex):
+        char = regex[index]
+        if char not in _REGEX_SPECIAL:
+            if not run:
+                start = index
+            run += char
+            index += 1
+            continue
+        close(start, char in _QUANTIFIERS)
+        if char == "\\":
+            index += 2  # an escape: not taken as a literal (conservative)
+        elif char == "[":
+            index = _class_end(regex, index)
+        elif char == "(":
+            depth += 1
+            index += 1
+        elif char == ")":
+            depth = max(depth - 1, 0)
+            index += 1
+        else:
+            index += 1
+    close(start, False)
+    anchored = 1 if regex.startswith("^") else 0
+    prefix = runs[0][1] if runs and runs[0][0] == anchored else ""
+    substrings = tuple(
+        dict.fromkeys(r for at, r in runs if len(r) >= _MIN_SUBSTRING and r not in prefix)
+    )
+    return prefix, substrings
+
+
+def _casbin_regex(atom: ir.Match) -> str | None:
+    """The regular expression Casbin's function matches the attribute with (re.match)."""
+    if not atom.field_first:
+        return None
+    pattern = atom.other
+    if atom.function == "regexMatch":
+        return pattern
+    if atom.function not in ("keyMatch2", "keyMatch3", "keyMatch4", "keyMatch5"):
+        return None
+    regex: str = pattern.replace("/*", "/.*")
+    if atom.function == "keyMatch2":
+        regex = _ops.KEY_MATCH2_PATTERN.sub(r"\g<1>[^\/]+\g<2>", regex, 0)
+        if regex == "*":
+            return None
+    elif atom.function == "keyMatch3":
+        regex = _ops.KEY_MATCH3_PATTERN.sub(r"\g<1>[^\/]+\g<2>", regex, 0)
+    elif atom.function == "keyMatch4":
+        regex = _ops.KEY_MATCH4_PATTERN.sub("([^/]+)", regex)
+    else:
+        regex = _ops.KEY_MATCH5_PATTERN.sub("[^/]+", regex, 0)
+    return "^" + str(regex) + "$"
+
+
+def _class_end(regex: str, index: int) -> int:
+    """The index after the character class opening at ``index`` (or the end)."""
+    index += 1
+    if index < len(regex) and regex[index] == "^":
+        index += 1
+    if index < len(regex) and regex[index] == "]":
+        index += 1  # a leading ']' is a member
+    while index < len(regex) and regex[index] != "]":
+        index += 2 if regex[index] == "\\" else 1
+    return index + 1
 
 
 def _number(value: ir.Scalar | None) -> float | None:

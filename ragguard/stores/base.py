@@ -4,6 +4,12 @@ A store does three things for the guard: turn a plan's filter IR into its native
 (:meth:`Store.translate`), run a filtered nearest-neighbour query with it
 (:meth:`Store.search`), and hand back what it holds (:meth:`Store.get`). Stores never
 decide access: they narrow the candidates, the guard re-checks every hit.
+
+One optional capability, :class:`ScrollingStore` (``scroll`` and ``vectors``), lets the
+guard finish an inexact search exactly: when its bounded over-fetch rounds run out, it
+reads every point matching the relaxed filter, decides each one with the plan and
+scores the survivors itself from their stored vectors. :class:`~ragguard.EdgeStore`
+and :class:`~ragguard.QdrantStore` have it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ __all__ = [
     "Chunk",
     "IndexSpec",
     "Pushdown",
+    "ScrollPage",
+    "ScrollingStore",
     "Store",
     "StoredChunk",
     "point_id",
@@ -123,6 +131,37 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the store's resources."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScrollPage:
+    """One page of :meth:`ScrollingStore.scroll`: points (``score`` 0.0), and where the
+    next page starts (``None``: this was the last one)."""
+
+    chunks: list[StoredChunk]
+    next_offset: str | int | None
+
+
+@runtime_checkable
+class ScrollingStore(Protocol):
+    """Optional store capability: read every point matching a filter, and stored vectors.
+
+    The guard uses it to finish an inexact search exactly when the bounded over-fetch
+    rounds run out (``Guard(max_scan=)`` bounds how many points it reads); it scores
+    the points it keeps in the store's ``distance`` (``"cosine"`` when absent). A store
+    may also offer ``async def ascroll(...)`` and ``async def avectors(...)`` with the
+    same signatures; ``Guard.asearch`` uses them when present.
+    """
+
+    def scroll(self, pushdown: Pushdown, limit: int, offset: str | int | None = None) -> ScrollPage:
+        """Up to ``limit`` points matching ``pushdown`` from ``offset`` on, in a stable
+        order, with their payloads. Raises ``StoreError``."""
+        ...
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """The stored vectors of these points, by id (missing ones left out; for a cosine
+        collection Qdrant stores them normalised). Raises ``StoreError``."""
         ...
 
 

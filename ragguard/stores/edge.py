@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -41,9 +42,9 @@ import qdrant_edge as qe
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
-from ragguard.stores._points import as_payload, as_vector, stored_chunk
+from ragguard.stores._points import as_payload, as_vector, dense_vector, stored_chunk
 from ragguard.stores._qdrant_filter import FilterTranslator
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk, point_id
+from ragguard.stores.base import Chunk, IndexSpec, Pushdown, ScrollPage, StoredChunk, point_id
 
 __all__ = ["EdgeStore"]
 
@@ -103,6 +104,12 @@ class _EdgeFilters:
 
     def match_any(self, key: str, values: list[str] | list[int]) -> Any:
         return qe.FieldCondition(key, match=qe.MatchAny(values))
+
+    def match_prefix(self, key: str, prefix: str) -> Any:
+        return qe.FieldCondition(key, match=qe.MatchPrefix(prefix))
+
+    def match_substring(self, key: str, substring: str) -> Any:
+        return qe.FieldCondition(key, match=qe.MatchSubstring(substring))
 
     def range(
         self,
@@ -270,6 +277,33 @@ class EdgeStore:
         with self._open_shard("search", shared=True) as shard:
             points = shard.query(request)
         return [stored_chunk(p.id, p.score, p.payload) for p in points]
+
+    def scroll(self, pushdown: Pushdown, limit: int, offset: str | int | None = None) -> ScrollPage:
+        """Up to ``limit`` points matching ``pushdown`` from ``offset`` on, with their
+        payloads (see :class:`~ragguard.stores.base.ScrollingStore`)."""
+        if pushdown.matches_nothing or limit <= 0:
+            return ScrollPage([], None)
+        request = qe.ScrollRequest(
+            offset=offset,
+            limit=limit,
+            filter=pushdown.native,
+            with_payload=True,
+            with_vector=False,
+        )
+        with self._open_shard("scroll", shared=True) as shard:
+            records, next_offset = shard.scroll(request)
+        chunks = [stored_chunk(r.id, 0.0, r.payload) for r in records]
+        offset = str(next_offset) if isinstance(next_offset, uuid.UUID) else next_offset
+        return ScrollPage(chunks, offset)
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """The stored vectors of these points, by id (cosine shards store them
+        normalised; missing points left out)."""
+        if not ids:
+            return {}
+        with self._open_shard("vectors", shared=True) as shard:
+            records = shard.retrieve([point_id(i) for i in ids], False, True)
+        return {str(r.id): dense_vector(r.vector, None, r.id) for r in records}
 
     def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
         """Write chunks; returns their point ids as strings (see :func:`point_id`)."""

@@ -22,9 +22,9 @@ from qdrant_client import models as qm
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
-from ragguard.stores._points import as_payload, as_vector, stored_chunk
+from ragguard.stores._points import as_payload, as_vector, dense_vector, stored_chunk
 from ragguard.stores._qdrant_filter import FilterTranslator
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk, point_id
+from ragguard.stores.base import Chunk, IndexSpec, Pushdown, ScrollPage, StoredChunk, point_id
 
 __all__ = ["QdrantStore", "translate_filter"]
 
@@ -52,6 +52,12 @@ class _ClientFilters:
 
     def match_any(self, key: str, values: list[str] | list[int]) -> Any:
         return qm.FieldCondition(key=key, match=qm.MatchAny(any=values))
+
+    def match_prefix(self, key: str, prefix: str) -> Any:
+        return qm.FieldCondition(key=key, match=qm.MatchPrefix(prefix=prefix))
+
+    def match_substring(self, key: str, substring: str) -> Any:
+        return qm.FieldCondition(key=key, match=qm.MatchSubstring(substring=substring))
 
     def range(
         self,
@@ -100,7 +106,9 @@ class QdrantStore:
     """A Qdrant collection as a ragguard :class:`~ragguard.stores.base.Store`.
 
     Give ``client`` (sync), ``async_client`` or both; :meth:`asearch` uses the async
-    client when there is one and a worker thread otherwise. ``dim`` is read from the
+    client when there is one and a worker thread otherwise. ``literal_matches=False``
+    is for a Qdrant server without ``MatchPrefix``/``MatchSubstring``: ``keyMatch`` and
+    the other matching functions are then relaxed to no condition (post-checked). ``dim`` is read from the
     collection when not given (that needs the sync client). Errors from Qdrant surface
     as :class:`~ragguard.exceptions.StoreError` naming the collection and operation.
     """
@@ -118,6 +126,7 @@ class QdrantStore:
         metadata_key: str = "metadata",
         vector_name: str | None = None,
         distance: str | None = None,
+        literal_matches: bool = True,
     ) -> None:
         if client is None and async_client is None:
             raise ValueError("QdrantStore needs a client, an async_client, or both")
@@ -129,7 +138,9 @@ class QdrantStore:
         self.content_key = content_key
         self.metadata_key = metadata_key
         self.vector_name = vector_name
-        self._filters = FilterTranslator(_ClientFilters(), key_prefix=metadata_key + ".")
+        self._filters = FilterTranslator(
+            _ClientFilters(), key_prefix=metadata_key + ".", literal_matches=literal_matches
+        )
         if distance is not None and distance not in _DISTANCES:
             raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(_DISTANCES)}")
         if dim is None:
@@ -154,6 +165,7 @@ class QdrantStore:
         content_key: str = "page_content",
         metadata_key: str = "metadata",
         vector_name: str | None = None,
+        literal_matches: bool = True,
     ) -> QdrantStore:
         """Create the collection (it must not exist yet) and return a store on it."""
         metric = _DISTANCES.get(distance)
@@ -178,6 +190,7 @@ class QdrantStore:
             metadata_key=metadata_key,
             vector_name=vector_name,
             distance=distance,
+            literal_matches=literal_matches,
         )
 
     # -- the Store protocol ---------------------------------------------------------------
@@ -231,6 +244,62 @@ class QdrantStore:
         except Exception as exc:
             raise self._error("search", exc) from exc
         return [self._stored(p.id, p.score, p.payload) for p in response.points]
+
+    def scroll(self, pushdown: Pushdown, limit: int, offset: str | int | None = None) -> ScrollPage:
+        """Up to ``limit`` points matching ``pushdown`` from ``offset`` on, with their
+        payloads (see :class:`~ragguard.stores.base.ScrollingStore`)."""
+        if pushdown.matches_nothing or limit <= 0:
+            return ScrollPage([], None)
+        client = self._sync("scroll")
+        try:
+            records, next_offset = client.scroll(
+                self.collection, **self._scroll(pushdown, limit, offset)
+            )
+        except Exception as exc:
+            raise self._error("scroll", exc) from exc
+        return self._page(records, next_offset)
+
+    async def ascroll(
+        self, pushdown: Pushdown, limit: int, offset: str | int | None = None
+    ) -> ScrollPage:
+        """Async :meth:`scroll` (the async client if given, else a worker thread)."""
+        if self.async_client is None:
+            return await asyncio.to_thread(self.scroll, pushdown, limit, offset)
+        if pushdown.matches_nothing or limit <= 0:
+            return ScrollPage([], None)
+        try:
+            records, next_offset = await self.async_client.scroll(
+                self.collection, **self._scroll(pushdown, limit, offset)
+            )
+        except Exception as exc:
+            raise self._error("scroll", exc) from exc
+        return self._page(records, next_offset)
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """The stored vectors of these points, by id (Qdrant stores cosine vectors
+        normalised; missing points left out)."""
+        if not ids:
+            return {}
+        client = self._sync("vectors")
+        try:
+            records = client.retrieve(self.collection, **self._retrieve_vectors(ids))
+        except Exception as exc:
+            raise self._error("reading vectors from", exc) from exc
+        return {str(r.id): dense_vector(r.vector, self.vector_name, r.id) for r in records}
+
+    async def avectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """Async :meth:`vectors` (the async client if given, else a worker thread)."""
+        if self.async_client is None:
+            return await asyncio.to_thread(self.vectors, ids)
+        if not ids:
+            return {}
+        try:
+            records = await self.async_client.retrieve(
+                self.collection, **self._retrieve_vectors(ids)
+            )
+        except Exception as exc:
+            raise self._error("reading vectors from", exc) from exc
+        return {str(r.id): dense_vector(r.vector, self.vector_name, r.id) for r in records}
 
     def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
         """Write chunks in batches of :data:`UPSERT_BATCH`; returns their point ids."""
@@ -309,6 +378,36 @@ class QdrantStore:
             "search_params": qm.SearchParams(exact=True) if exact else None,
         }
 
+    def _scroll(self, pushdown: Pushdown, limit: int, offset: str | int | None) -> dict[str, Any]:
+        return {
+            "scroll_filter": pushdown.native,
+            "limit": limit,
+            "offset": offset,
+            "with_payload": True,
+            "with_vectors": False,
+        }
+
+    def _retrieve_vectors(self, ids: Sequence[str]) -> dict[str, Any]:
+        return {
+            "ids": [point_id(i) for i in ids],
+            "with_payload": False,
+            "with_vectors": [self.vector_name] if self.vector_name else True,
+        }
+
+    def _page(self, records: Sequence[Any], next_offset: Any) -> ScrollPage:
+        chunks = [
+            stored_chunk(
+                r.id,
+                0.0,
+                r.payload,
+                content_key=self.content_key,
+                metadata_key=self.metadata_key,
+            )
+            for r in records
+        ]
+        offset = next_offset if isinstance(next_offset, (str, int)) else None
+        return ScrollPage(chunks, offset)
+
     def _write(self, client: QdrantClient, batch: list[qm.PointStruct]) -> None:
         try:
             client.upsert(self.collection, points=batch, wait=True)
@@ -329,12 +428,21 @@ class QdrantStore:
             raise self._error("reading the vector size of", exc) from exc
         vectors = info.config.params.vectors
         if isinstance(vectors, dict):
-            if self.vector_name not in vectors:
+            # A collection made with a vectors map may hold the unnamed vector under ""
+            # (langchain-qdrant's default): vector_name None and "" both mean that one.
+            name = self.vector_name or ""
+            if name not in vectors:
+                wanted = "unnamed vector ''" if not name else f"vector named {name!r}"
                 raise StoreError(
-                    f"Qdrant collection {self.collection!r} has no vector named "
-                    f"{self.vector_name!r} (it has {sorted(vectors)})"
+                    f"Qdrant collection {self.collection!r} has no {wanted} "
+                    f"(it has {sorted(vectors)}); pass vector_name="
                 )
-            vectors = vectors[self.vector_name]
+            vectors = vectors[name]
+        elif self.vector_name:
+            raise StoreError(
+                f"Qdrant collection {self.collection!r} has only the unnamed vector, "
+                f"not one named {self.vector_name!r}; pass vector_name=None"
+            )
         if vectors is None:
             raise StoreError(f"Qdrant collection {self.collection!r} has no dense vectors")
         names = {metric: name for name, metric in _DISTANCES.items()}

@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import _corpus
 import numpy as np
 import numpy.typing as npt
 import pytest
+import qdrant_edge as qe
 from _measure import Report, median, ms
 from _shards import RECALL_QUERIES, SIZES, Corpora
 
 import ragguard as rg
+from ragguard.policy import ir
 
 K = 10
 TIE_TOLERANCE = 1e-5
@@ -152,3 +155,153 @@ def _unfiltered_hnsw_recall(
         found = sum(1 for hit in hits if scores[int(hit.id), j] >= kth - TIE_TOLERANCE)
         recalls.append(found / K)
     return round(float(np.mean(recalls)), 4)
+
+
+# -- path grants: the kb-paths policy set ----------------------------------------------------
+
+KB_PATHS = Path(__file__).resolve().parents[2] / "policies" / "kb-paths"
+TEAM_OWNER = "t03-engineering-u0"
+# (probe, readable share, keyMatch prefix grants, keyMatch2 pattern grants, truth)
+KB_PROBES: tuple[tuple[str, float, list[str], list[str], Callable[[dict[str, Any]], bool]], ...] = (
+    (
+        "sel50",
+        0.5,
+        ["/kb/t0*"],
+        ["/kb/t0:n/*"],  # keyMatch2: ":n" is the rest of one segment (t00 ... t09)
+        lambda md: md["tenant"] < "t10",
+    ),
+    ("sel5", 0.05, ["/kb/t03/*"], ["/kb/t03/:dept/*"], lambda md: md["tenant"] == "t03"),
+    (
+        "sel05",
+        0.005,
+        ["/kb/t03/engineering/*"],
+        ["/kb/t03/engineering/:owner/*"],
+        lambda md: md["tenant"] == "t03" and md["dept"] == "engineering",
+    ),
+    (
+        "sel005",
+        0.0005,
+        [f"/kb/t03/engineering/{TEAM_OWNER}/*"],
+        [f"/kb/:tenant/engineering/{TEAM_OWNER}/*"],
+        lambda md: md["owner"] == TEAM_OWNER,
+    ),
+)
+GRANTS = {"keyMatch prefix (exact pushdown)": "kp", "keyMatch2 pattern (relaxed)": "k2"}
+
+
+class _Unnarrowed:
+    """The same shard, with every conditional filter fully relaxed (``TRUE``): the
+    worst case for the guard's exact finish, a pattern with no literal the store can
+    use (every search that runs out of rounds reads the whole corpus)."""
+
+    def __init__(self, store: rg.EdgeStore) -> None:
+        self._store = store
+        self.distance = store.distance
+
+    @property
+    def dim(self) -> int:
+        return self._store.dim
+
+    def translate(self, expr: Any) -> rg.Pushdown:
+        return self._store.translate(expr) if expr in (ir.TRUE, ir.FALSE) else UNNARROWED
+
+    def search(self, *args: Any, **kwargs: Any) -> list[rg.StoredChunk]:
+        return self._store.search(*args, **kwargs)
+
+    def scroll(self, *args: Any) -> Any:
+        return self._store.scroll(*args)
+
+    def vectors(self, ids: Any) -> dict[str, list[float]]:
+        return self._store.vectors(ids)
+
+    def upsert(self, chunks: Any) -> list[str]:
+        raise NotImplementedError
+
+    def get(self, ids: Any) -> list[rg.StoredChunk]:
+        return self._store.get(ids)
+
+    def create_payload_indexes(self, specs: Any) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+UNNARROWED = rg.Pushdown(native=None, exact=False, relaxed=("benchmark: nothing pushed",))
+
+
+def kb_path(index: int, md: dict[str, Any]) -> str:
+    """A chunk's knowledge-base path: tenant, department and owner folders."""
+    return f"/kb/{md['tenant']}/{md['dept']}/{md['owner']}/doc-{index // 8}-{md['chunk_index']}.md"
+
+
+def kb_paths_policy() -> rg.Policy:
+    """policies/kb-paths with one prefix subject and one pattern subject per probe."""
+    lines = [(KB_PATHS / "policy.csv").read_text(encoding="utf-8")]
+    for name, _, prefixes, patterns, _ in KB_PROBES:
+        lines += [f"p, kp-{name}, {p}, keyMatch, read" for p in prefixes]
+        lines += [f"p, k2-{name}, {p}, keyMatch2, read" for p in patterns]
+    return rg.Policy.from_casbin(KB_PATHS / "model.conf", "\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_recall_vs_selectivity_kb_paths(benchmark: Any, tmp_path: Path, size: int) -> None:
+    """The kb-paths set at the same four selectivities: keyMatch prefixes (pushed down
+    exactly) and keyMatch2 patterns (relaxed; the guard finishes exactly)."""
+    metadata = [{"path": kb_path(i, md)} for i, md in enumerate(_corpus.chunk_metadata(size))]
+    truth_metadata = _corpus.chunk_metadata(size)
+    vectors = np.concatenate(list(_corpus.corpus_vectors(size)))
+    policy = kb_paths_policy()
+    store = rg.EdgeStore.create(tmp_path / "shard", dim=_corpus.DIM)
+    batch = 2000
+    for start in range(0, size, batch):
+        store.upsert(
+            rg.Chunk(f"chunk {i}", metadata[i], vectors[i].tolist(), id=i)
+            for i in range(start, min(start + batch, size))
+        )
+    store.create_payload_indexes(policy.index_specs())
+    store.optimize()
+    query_array = _corpus.query_vectors()[:RECALL_QUERIES]
+    queries: list[list[float]] = query_array.tolist()
+    scores = vectors @ query_array.T
+    exact_guard = rg.Guard(policy, store, exact_search=True)
+    hnsw_guard = rg.Guard(policy, store)
+    worst_guard = rg.Guard(policy, _Unnarrowed(store), exact_search=True)
+    rows: list[dict[str, Any]] = []
+
+    def measure_all() -> None:
+        for name, fraction, _, _, readable in KB_PROBES:
+            mask = np.fromiter((readable(md) for md in truth_metadata), bool, size)
+            assert mask.mean() == fraction
+            for grant, prefix in GRANTS.items():
+                subject = rg.Subject(id=f"{prefix}-{name}")
+                plan = policy.plan(subject)
+                assert exact_guard.plan(subject).exact == (prefix == "kp")
+                probe = _corpus.Probe(name, subject, fraction, readable, qe.Filter)
+                methods = {
+                    "ragguard (exact)": _guard(exact_guard, subject),
+                    "ragguard (HNSW, default)": _guard(hnsw_guard, subject),
+                    "top-k then filter": _post_filter(store, plan, K),
+                    "10x over-fetch then filter": _post_filter(store, plan, 10 * K),
+                }
+                if prefix == "k2":
+                    methods["ragguard (exact), nothing pushed"] = _guard(worst_guard, subject)
+                for row in _recall_rows(name, probe, mask, scores, queries, methods):
+                    rows.append({"grant": grant, **row})
+
+    try:
+        benchmark.pedantic(measure_all, rounds=1, iterations=1)
+    finally:
+        store.close()
+    report = Report(benchmark, "recall_kb_paths", size=size, k=K, queries=len(queries))
+    report.figure("rows", rows)
+    for row in rows:
+        if row["method"] in ("ragguard (exact)", "ragguard (exact), nothing pushed"):
+            report.check(
+                f"kb-paths {row['grant'].split(' ')[0]} {row['method']} recall@10 at "
+                f"{row['readable']}",
+                row["recall"],
+                "==",
+                1.0,
+            )
+    report.assert_checks()

@@ -60,10 +60,11 @@ p = sub, obj, act
 e = some(where (p.eft == allow))
 
 [matchers]
-m = r.sub.id == p.sub && keyMatch(r.obj.path, p.obj) && r.act == p.act
+m = r.sub.id == p.sub && regexMatch(r.obj.path, p.obj) && r.act == p.act
 """
-# keyMatch with '*' cannot be pushed into Qdrant: the store returns a superset.
-PATH_POLICY = "p, alice, /docs/engineering/1*, read\n"
+# regexMatch cannot be pushed into Qdrant: the store returns a superset (here every path
+# under its literal prefix "/docs/"). keyMatch with a '*' is an exact MatchPrefix.
+PATH_POLICY = "p, alice, ^/docs/(engineering)/1, read\n"
 
 ALICE = rg.Subject(id="alice", attributes={"tenant": "acme", "clearance": 1})
 
@@ -176,7 +177,7 @@ def test_search_returns_exactly_the_authorised_top_k(store: rg.EdgeStore, k: int
 
 
 def test_inexact_plan_fetches_more_rounds_until_k_authorised(store: rg.EdgeStore) -> None:
-    """A relaxed keyMatch filter over-fetches in doubling rounds and still gets the exact top-k."""
+    """A relaxed regexMatch filter over-fetches in doubling rounds and still gets the exact top-k."""
     policy = rg.Policy.from_casbin(PATH_MODEL, PATH_POLICY)
     counting = CountingStore(store)
     recorder = Recorder()
@@ -194,13 +195,21 @@ def test_inexact_plan_fetches_more_rounds_until_k_authorised(store: rg.EdgeStore
 
 
 def test_bounded_rounds_mark_the_retrieval_truncated(store: rg.EdgeStore) -> None:
-    """When the fetch budget runs out, fewer hits come back and the audit says truncated."""
+    """When the fetch budget runs out and the exact finish is off (max_scan=0), fewer hits
+    come back and the audit says truncated; with the finish on, the top-k is exact."""
     policy = rg.Policy.from_casbin(PATH_MODEL, PATH_POLICY)
     recorder = Recorder()
-    guard = rg.Guard(policy, store, audit=recorder, max_fetch_rounds=1, exact_search=True)
-    hits = guard.search(ALICE, _vector(np.random.default_rng(2)), k=20)
+    query = _vector(np.random.default_rng(2))
+    guard = rg.Guard(
+        policy, store, audit=recorder, max_fetch_rounds=1, exact_search=True, max_scan=0
+    )
+    hits = guard.search(ALICE, query, k=20)
     assert len(hits) < 20
     assert recorder.retrievals[0].truncated
+    finishing = rg.Guard(policy, store, audit=recorder, max_fetch_rounds=1)
+    hits = finishing.search(ALICE, query, k=20)
+    assert [h.id for h in hits] == _brute_force_top_k(policy, ALICE, query, 20)
+    assert not recorder.retrievals[1].truncated
 
 
 def test_deny_all_never_touches_the_store(store: rg.EdgeStore) -> None:

@@ -191,3 +191,46 @@ def test_renders_the_tenant_lines_decision_rows() -> None:
     assert "| denied | 1,000 | 1,000 | 4 | 5.80 | 2.10 | 2,700x |" in text
     assert "agreed on every one" in text
     assert report.tenant_decision_section([]) == ""
+
+
+def test_renders_the_kb_paths_recall_table() -> None:
+    """The kb-paths recall benchmark (path grants) gets its own table after section 4."""
+    report = load_script()
+    info = {
+        "section": "recall_kb_paths",
+        "params": {"size": 10000, "k": 10, "queries": 50},
+        "figures": {
+            "rows": [
+                {
+                    "grant": "keyMatch2 pattern (relaxed)",
+                    "readable": "0.05%",
+                    "probe": "sel005",
+                    "readable_chunks": 5,
+                    "method": "ragguard (exact)",
+                    "recall": 1.0,
+                    "min_recall": 1.0,
+                    "p50_ms": 0.7,
+                }
+            ]
+        },
+        "checks": [
+            check("kb-paths keyMatch2 ragguard (exact) recall@10 at 0.05%", 1.0, "==", 1.0, True)
+        ],
+    }
+    data = results()
+    data["benchmarks"].append(
+        {"name": "test_kb", "fullname": "tests/benchmarks/x.py::d", "extra_info": info}
+    )
+    text = report.render(
+        data,
+        status=0,
+        duration_s=60.0,
+        loads=("1.0", "1.0"),
+        host={"CPU": "Test CPU"},
+        packages={"ragguard": "0.1.0"},
+    )
+    assert "## 4b. Recall on path grants (`policies/kb-paths`)" in text
+    assert (
+        "| 0.05% | 5 | keyMatch2 pattern (relaxed) | ragguard (exact) | 1.00 | 1.00 | 0.7 |" in text
+    )
+    assert text.index("## 4. Recall") < text.index("## 4b.")

@@ -78,3 +78,81 @@ def test_demo_shows_each_user_only_their_tenants_chunks(tmp_path: Path) -> None:
     assert released == 3 * 3 * 6  # three users, six questions, k=3 each
     assert "Summary" in text
     assert "an unguarded query would have handed them" in text
+
+
+def test_readme_langchain_block_runs_on_a_default_langchain_qdrant_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The LangChain block, after the quickstart, wraps a collection langchain-qdrant made
+    the default way (unnamed vector) and returns only alice's tenant's chunks."""
+    pytest.importorskip("langchain_qdrant")
+    quickstart = next(b for b in _blocks("python") if "rg.Policy.from_casbin" in b)
+    langchain = next(b for b in _blocks("python") if "from_vectorstore" in b)
+    assert "HashEmbeddings" in langchain
+    assert "QdrantVectorStore.from_documents" in langchain
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "readme"}
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        exec(
+            compile(
+                quickstart.replace('"ragguard/_demo/', f'"{DEMO_DIR.as_posix()}/'),
+                "README.md",
+                "exec",
+            ),
+            namespace,
+        )
+        exec(compile(langchain, "README.md", "exec"), namespace)
+    docs = namespace["docs"]
+    assert isinstance(docs, list)
+    assert len(docs) == 4
+    assert {d.metadata["tenant"] for d in docs} == {"acme"}
+    assert all(d.metadata["ragguard"]["rule"] for d in docs)
+
+
+def test_readme_fail_closed_says_what_raises_and_what_is_withheld(tmp_path: Path) -> None:
+    """The README's "fail closed" promise lists malformed metadata and bad signatures apart
+    from what raises: such chunks are withheld with a reason, the rest are released."""
+    [bullet] = re.findall(r"- \*\*Fail closed\.\*\*(.*?)\n- ", README, flags=re.S)
+    raised, _, rest = bullet.partition("nothing is released")
+    assert "malformed" not in raised
+    assert "signature" not in raised
+    assert "malformed metadata" in rest
+    assert "signature" in rest
+    assert "withheld" in rest
+    # ... and that is what the guard does
+    import ragguard as rg
+
+    key = b"readme-fail-closed-key-32-bytes."
+    signer = rg.Signer(key=key, key_id="k")
+    good = signer.sign("good", {"tenant": "acme"}, doc_id="good")
+    tampered = {**signer.sign("tampered", {"tenant": "acme"}, doc_id="t"), "extra": 1}
+    malformed = signer.sign("malformed", {"tenant": "acme"}, doc_id="m")
+    malformed["tenant"] = ["acme", {"$ne": 1}]
+    records: list[rg.Retrieval] = []
+
+    class Sink:
+        def record(self, retrieval: rg.Retrieval) -> None:
+            records.append(retrieval)
+
+    with rg.EdgeStore.create(tmp_path / "shard", dim=2) as store:
+        store.upsert(
+            [
+                rg.Chunk("good", good, [1.0, 0.0], id=1),
+                rg.Chunk("tampered", tampered, [1.0, 0.1], id=2),
+                rg.Chunk("malformed", malformed, [1.0, 0.2], id=3),
+            ]
+        )
+        policy = rg.Policy.from_casbin(
+            "[request_definition]\nr = sub, obj, act\n[policy_definition]\np = sub, act\n"
+            "[policy_effect]\ne = some(where (p.eft == allow))\n[matchers]\n"
+            'm = r.obj.tenant == "acme" && r.act == p.act\n',
+            "p, anyone, read\n",
+        )
+        guard = rg.Guard(
+            policy, store, audit=Sink(), provenance=rg.ProvenanceCheck(keys={"k": key})
+        )
+        hits = guard.search(rg.Subject(id="alice"), [1.0, 0.0], k=3)
+    assert [h.id for h in hits] == ["1"]
+    reasons = {h.id: h.decision.reason or "" for h in records[0].withheld}
+    assert "provenance" in reasons["2"]
+    assert "malformed" in reasons["3"]

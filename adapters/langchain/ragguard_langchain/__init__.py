@@ -11,6 +11,7 @@ re-checked, and no call is ever unfiltered::
     chain.invoke(question, config={"configurable": {"ragguard_subject": alice}})
 """
 
+from ragguard_langchain.embeddings import HashEmbeddings
 from ragguard_langchain.retriever import (
     SUBJECT_CONFIG_KEY,
     GuardedRetriever,
@@ -22,6 +23,7 @@ from ragguard_langchain.vectorstores import PostFilterStore, PostFilterWarning
 __all__ = [
     "SUBJECT_CONFIG_KEY",
     "GuardedRetriever",
+    "HashEmbeddings",
     "PostFilterStore",
     "PostFilterWarning",
     "QueryEmbedder",

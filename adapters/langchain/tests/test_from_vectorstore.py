@@ -18,17 +18,17 @@ from qdrant_client import QdrantClient, models
 
 import ragguard as rg
 from ragguard.testing import sample_corpus
-from ragguard_langchain import GuardedRetriever, PostFilterStore, PostFilterWarning
+from ragguard_langchain import GuardedRetriever, HashEmbeddings, PostFilterStore, PostFilterWarning
 
-from lc_support import SUBJECTS, LangChainHashEmbeddings
+from lc_support import SUBJECTS
 
 DIM = 64
 QUESTIONS = ["salary bands and compensation review", "deploy rollback runbook"]
 
 
 @pytest.fixture(scope="module")
-def embeddings() -> LangChainHashEmbeddings:
-    return LangChainHashEmbeddings(DIM)
+def embeddings() -> HashEmbeddings:
+    return HashEmbeddings(DIM)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def _brute_force_ids(
 
 
 def test_qdrant_vectorstore_gets_pushdown_on_the_same_collection(
-    policy: rg.Policy, embeddings: LangChainHashEmbeddings, documents: list[Document]
+    policy: rg.Policy, embeddings: HashEmbeddings, documents: list[Document]
 ) -> None:
     client = QdrantClient(":memory:")
     client.create_collection(
@@ -78,9 +78,7 @@ def test_qdrant_vectorstore_gets_pushdown_on_the_same_collection(
 
 
 @pytest.fixture(scope="module")
-def in_memory(
-    embeddings: LangChainHashEmbeddings, documents: list[Document]
-) -> InMemoryVectorStore:
+def in_memory(embeddings: HashEmbeddings, documents: list[Document]) -> InMemoryVectorStore:
     vectorstore = InMemoryVectorStore(embeddings)
     vectorstore.add_documents(documents)
     return vectorstore
@@ -99,7 +97,7 @@ def test_other_vectorstores_warn_and_post_filter(
 def test_post_filter_still_returns_the_exact_authorised_top_k(
     policy: rg.Policy,
     in_memory: InMemoryVectorStore,
-    embeddings: LangChainHashEmbeddings,
+    embeddings: HashEmbeddings,
     documents: list[Document],
     subject: rg.Subject,
 ) -> None:
@@ -169,7 +167,7 @@ class _NoIdVectorStore(VectorStore):
 
 @pytest.mark.parametrize("readable_first", [True, False])
 def test_documents_without_ids_are_decided_one_by_one(
-    policy: rg.Policy, embeddings: LangChainHashEmbeddings, readable_first: bool
+    policy: rg.Policy, embeddings: HashEmbeddings, readable_first: bool
 ) -> None:
     alice = SUBJECTS[0]
     acme = {"tenant": "acme", "dept": "engineering", "level": 0}

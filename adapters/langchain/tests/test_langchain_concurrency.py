@@ -8,7 +8,9 @@ own subject returns.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import ragguard as rg
@@ -17,7 +19,9 @@ from ragguard_langchain import GuardedRetriever
 
 from lc_support import SUBJECTS
 
-CALLS = 200
+CALLS = 100
+CALLERS = 16  # two per subject; docs/threat-model.md cites this number
+THREAT_MODEL = Path(__file__).resolve().parents[3] / "docs" / "threat-model.md"
 QUESTIONS = [
     "salary bands and compensation review",
     "deploy rollback runbook",
@@ -43,15 +47,20 @@ def _check_distinct(answers: dict[tuple[str, str], list[str]]) -> None:
     assert len({frozenset(ids) for ids in per_subject.values()}) == len(SUBJECTS)
 
 
-def test_eight_threads_share_one_retriever(guard: rg.Guard, embedder: HashEmbedder) -> None:
+def test_the_threat_model_cites_the_number_of_callers_tested() -> None:
+    text = THREAT_MODEL.read_text(encoding="utf-8")
+    assert re.findall(r"tested with (\d+) concurrent callers", text) == [str(CALLERS)]
+
+
+def test_sixteen_threads_share_one_retriever(guard: rg.Guard, embedder: HashEmbedder) -> None:
     retriever = GuardedRetriever(guard=guard, embeddings=embedder, k=4)
     expected = _serial_answers(retriever)
     _check_distinct(expected)
     failures: list[Any] = []
-    start = threading.Barrier(len(SUBJECTS))
+    start = threading.Barrier(CALLERS)
 
     def worker(index: int) -> None:
-        subject = SUBJECTS[index]
+        subject = SUBJECTS[index % len(SUBJECTS)]
         start.wait()
         for call in range(CALLS):
             question = QUESTIONS[(call + index) % len(QUESTIONS)]
@@ -65,7 +74,7 @@ def test_eight_threads_share_one_retriever(guard: rg.Guard, embedder: HashEmbedd
             if got != expected[(subject.id, question)]:
                 failures.append((subject.id, question, got))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(SUBJECTS))]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(CALLERS)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -73,14 +82,14 @@ def test_eight_threads_share_one_retriever(guard: rg.Guard, embedder: HashEmbedd
     assert failures == []
 
 
-async def test_eight_tasks_share_one_retriever(guard: rg.Guard, embedder: HashEmbedder) -> None:
+async def test_sixteen_tasks_share_one_retriever(guard: rg.Guard, embedder: HashEmbedder) -> None:
     retriever = GuardedRetriever(guard=guard, embeddings=embedder, k=4)
     expected = _serial_answers(retriever)
     calls = 0
 
     async def task(index: int) -> list[Any]:
         nonlocal calls
-        subject = SUBJECTS[index]
+        subject = SUBJECTS[index % len(SUBJECTS)]
         failures = []
         for call in range(CALLS):
             question = QUESTIONS[(call + index) % len(QUESTIONS)]
@@ -96,6 +105,6 @@ async def test_eight_tasks_share_one_retriever(guard: rg.Guard, embedder: HashEm
                 failures.append((subject.id, question, got))
         return failures
 
-    results = await asyncio.gather(*(task(i) for i in range(len(SUBJECTS))))
-    assert calls == CALLS * len(SUBJECTS)
+    results = await asyncio.gather(*(task(i) for i in range(CALLERS)))
+    assert calls == CALLS * CALLERS
     assert [f for failures in results for f in failures] == []
