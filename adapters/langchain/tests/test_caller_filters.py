@@ -18,9 +18,7 @@ from langchain_qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
 
 import ragguard as rg
-from ragguard_langchain import GuardedRetriever, PostFilterWarning
-
-from lc_support import LangChainHashEmbeddings
+from ragguard_langchain import GuardedRetriever, HashEmbeddings, PostFilterWarning
 
 DIM = 32
 MODEL = """
@@ -95,12 +93,12 @@ FILTERS: dict[str, tuple[Any, Callable[[Mapping[str, Any]], bool]]] = {
 
 
 @pytest.fixture(scope="module")
-def embeddings() -> LangChainHashEmbeddings:
-    return LangChainHashEmbeddings(DIM)
+def embeddings() -> HashEmbeddings:
+    return HashEmbeddings(DIM)
 
 
 @pytest.fixture(scope="module", params=["in-memory (post-filter)", "langchain-qdrant"])
-def vectorstore(request: pytest.FixtureRequest, embeddings: LangChainHashEmbeddings) -> VectorStore:
+def vectorstore(request: pytest.FixtureRequest, embeddings: HashEmbeddings) -> VectorStore:
     if request.param == "langchain-qdrant":
         client = QdrantClient(":memory:")
         client.create_collection(
@@ -123,7 +121,7 @@ def _retriever(vectorstore: VectorStore, **options: Any) -> GuardedRetriever:
 
 
 def _expected(
-    embeddings: LangChainHashEmbeddings, holds: Callable[[Mapping[str, Any]], bool], k: int
+    embeddings: HashEmbeddings, holds: Callable[[Mapping[str, Any]], bool], k: int
 ) -> list[str]:
     allowed = [d for d in DOCUMENTS if d.metadata["tenant"] == "acme" and holds(d.metadata)]
     matrix = np.asarray(embeddings.embed_documents([d.page_content for d in allowed]))
@@ -133,7 +131,7 @@ def _expected(
 
 
 def test_the_issue_reproduction_returns_only_the_filtered_project(
-    embeddings: LangChainHashEmbeddings,
+    embeddings: HashEmbeddings,
 ) -> None:
     """Regression: ``from_vectorstore(InMemoryVectorStore(...), policy).invoke(q,
     filter={"project": "p1"})`` returned p0 documents (the post-filter re-checked the
@@ -155,7 +153,7 @@ def test_the_issue_reproduction_returns_only_the_filtered_project(
 @pytest.mark.parametrize("name", sorted(FILTERS))
 @pytest.mark.parametrize("k", [4, 90])
 def test_caller_filter_holds_on_every_vectorstore(
-    vectorstore: VectorStore, embeddings: LangChainHashEmbeddings, name: str, k: int
+    vectorstore: VectorStore, embeddings: HashEmbeddings, name: str, k: int
 ) -> None:
     """Per call and in search_kwargs, every filter shape: exactly the brute-force top-k
     of the documents the policy and the filter both allow."""
