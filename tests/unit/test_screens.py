@@ -407,10 +407,11 @@ p = sub, act
 e = some(where (p.eft == allow))
 
 [matchers]
-m = regexMatch(r.obj.tenant, "^acme$") && r.obj.level <= r.sub.clearance && r.act == p.act
+m = regexMatch(r.obj.tenant, "^(acme)$") && r.obj.level <= r.sub.clearance && r.act == p.act
 """
 # regexMatch cannot be pushed into Qdrant: the store returns other tenants' chunks too
 # and the guard's exact re-check denies them, so screens run after a real policy denial.
+# (The group keeps "acme" from being pushed down as a literal prefix.)
 POLICY = "p, anyone, read\n"
 READER = rg.Subject(id="reader", attributes={"tenant": "acme", "clearance": 1})
 ADMIN = rg.Subject(id="admin", attributes={"tenant": "acme", "clearance": 3})
