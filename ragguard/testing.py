@@ -110,7 +110,10 @@ class HashEmbedder:
     texts are identical to each other and nearly orthogonal to everything else.
 
     It has LangChain's ``Embeddings`` methods (by duck typing; ragguard does not
-    depend on langchain-core)::
+    depend on langchain-core), which is enough for ragguard's ``Ingestor`` and
+    ``GuardedRetriever``; integrations that insist on the base class
+    (``langchain_qdrant.QdrantVectorStore``) take ``ragguard_langchain.HashEmbeddings``,
+    the same embedder as a LangChain ``Embeddings``::
 
         embedder = HashEmbedder(dim=384, seed=0)
         vectors = embedder.embed_documents(["Salary bands for L5 engineers", "On-call runbook"])
