@@ -65,7 +65,7 @@ def _expressions() -> list[ir.Expr]:
 
 
 def _chunks() -> list[rg.Chunk]:
-    chunks = []
+    chunks: list[rg.Chunk] = []
     for i, value in enumerate(VALUES):
         for kind in ("doc", "page"):
             metadata: dict[str, Any] = {"kind": kind}
@@ -106,7 +106,7 @@ def test_keymatch_prefix_pushdown_selects_exactly_what_casbin_allows(store: rg.S
         check = compile_check(expr)
         for chunk in chunks:
             try:
-                allowed = check(normalize_metadata(chunk.metadata, ir.fields_of(expr)))
+                allowed = check(normalize_metadata(chunk.metadata, frozenset(ir.fields_of(expr))))
             except MalformedValueError:
                 continue  # withheld by the guard whatever the store returns
             assert (str(chunk.id) in selected) == allowed, (expr, chunk.metadata)
