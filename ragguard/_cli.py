@@ -58,6 +58,7 @@ _COMMAND_MODULES = (
     "ragguard.policy.cli",
     "ragguard.provenance.cli",
     "ragguard.audit.cli",
+    "ragguard.gateway.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -7,12 +7,14 @@ Catch :class:`RagGuardError` to handle them all; catch a subclass to handle one 
     │   ├── PolicyLoadError         a model or policy file is missing or malformed
     │   └── UnsupportedPolicyError  the model uses a construct ragguard cannot compile
     ├── SubjectError                no subject, or a subject that is not well-formed
+    │   └── IdentityError           a bearer token could not be verified (gateway: 401)
     ├── QueryError                  a bad query vector or k
     ├── StoreError                  the vector store failed or answered nonsense
     ├── ProvenanceError             signing or verification could not be carried out
     ├── AuditError                  an audit record could not be written or verified
     ├── BudgetError                 the release budget could not be checked (backend failed)
     │   └── BudgetExceededError     the subject used up its release budget for the window
+    ├── ConfigError                 a configuration file (``ragguard serve``) is unusable
     └── MissingDependencyError      an optional dependency is not installed (says what to install)
 
 Every error means *nothing was released*: ragguard fails closed. Messages say what was
@@ -39,6 +41,8 @@ __all__ = [
     "AuditError",
     "BudgetError",
     "BudgetExceededError",
+    "ConfigError",
+    "IdentityError",
     "MissingDependencyError",
     "PolicyError",
     "PolicyLoadError",
@@ -73,6 +77,14 @@ class UnsupportedPolicyError(PolicyError):
 
 class SubjectError(RagGuardError):
     """No subject was given, or the subject is not well-formed."""
+
+
+class IdentityError(SubjectError):
+    """A bearer token is missing, malformed, expired, not for us, or badly signed.
+
+    The gateway answers 401 and searches nothing. The message names the check that
+    failed (``"token expired"``, ``"unknown key id"``) and never quotes the token.
+    """
 
 
 class QueryError(RagGuardError):
@@ -118,6 +130,14 @@ class BudgetExceededError(BudgetError):
             f"{requested} chunk(s), the budget allows {max_chunks} per {window_seconds:g} s; "
             "nothing was released (ask for fewer chunks or wait for the window to move)"
         )
+
+
+class ConfigError(RagGuardError):
+    """A configuration file is missing, malformed, or names something unusable.
+
+    The message names the file and the key (``"gateway.toml: identity.audience: ..."``);
+    a secret read from the environment is named by its variable, never quoted.
+    """
 
 
 class MissingDependencyError(RagGuardError, ImportError):

@@ -1,0 +1,93 @@
+"""The gateway's configuration file: validation that fails closed, and lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ragguard.exceptions import ConfigError
+from ragguard.gateway import load_config, parse_config
+
+BASE = {
+    "policy": {"model": "model.conf", "policy": "policy.csv"},
+    "store": {"kind": "edge", "path": "shard"},
+    "identity": {
+        "issuer": "https://issuer.test",
+        "audience": "ragguard",
+        "jwks_url": "https://issuer.test/jwks.json",
+    },
+}
+
+
+def _with(section: str, **values: object) -> dict[str, object]:
+    config = {key: dict(value) for key, value in BASE.items()}
+    config[section] = {**config.get(section, {}), **values}
+    return dict(config)
+
+
+def test_a_minimal_file_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
+    """Relative paths in the file are resolved against the file's directory."""
+    (tmp_path / "gateway.toml").write_text(
+        '[policy]\nmodel = "model.conf"\npolicy = "policy.csv"\n'
+        '[store]\nkind = "edge"\npath = "shard"\n'
+        '[identity]\nissuer = "https://issuer.test"\naudience = "ragguard"\n'
+        'jwks_url = "https://issuer.test/jwks.json"\n'
+        '[identity.subject]\nattributes = { roles = "groups", clearance = "clearance" }\n',
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "gateway.toml")
+    assert config.policy.model == tmp_path.resolve() / "model.conf"
+    assert config.store.path == tmp_path.resolve() / "shard"
+    assert config.identity is not None
+    assert config.identity.subject.attributes == {"roles": "groups", "clearance": "clearance"}
+    assert config.identity.algorithms == ["RS256", "ES256"]
+
+
+@pytest.mark.parametrize("algorithm", ["none", "HS256", "HS512", "rs256"])
+def test_symmetric_and_none_algorithms_are_refused(algorithm: str) -> None:
+    """Only asymmetric algorithms may be allowed: no 'none', no HMAC key confusion."""
+    with pytest.raises(ConfigError, match=r"identity\.algorithms"):
+        parse_config(_with("identity", algorithms=["RS256", algorithm]))
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "where"),
+    [
+        ("identity", {"audence": "typo"}, "identity.audence"),
+        ("identity", {"leeway_s": 3600}, "identity.leeway_s"),
+        ("identity", {"required_claims": ["sub"]}, "exp"),
+        ("identity", {"keys": [{"kid": "k1", "pem_env": "PEM"}]}, "exactly one of jwks_url"),
+        ("store", {"kind": "qdrant"}, "url and collection"),
+        ("limits", {"max_k": 0}, "limits.max_k"),
+        ("provenance", {"mode": "require"}, "keys_env"),
+    ],
+)
+def test_unusable_settings_name_the_key(
+    section: str, values: dict[str, object], where: str
+) -> None:
+    """A typo or an unsafe value is an error that names the key, never ignored."""
+    with pytest.raises(ConfigError, match=where):
+        parse_config(_with(section, **values))
+
+
+def test_a_missing_secret_names_the_variable_not_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets come from the environment; an unset variable is named in the error."""
+    from ragguard.gateway._config import secret_from_env
+
+    monkeypatch.delenv("RAGGUARD_TEST_UNSET", raising=False)
+    with pytest.raises(ConfigError, match="RAGGUARD_TEST_UNSET"):
+        secret_from_env("RAGGUARD_TEST_UNSET", "[audit] key_env")
+
+
+def test_importing_ragguard_does_not_import_the_web_stack() -> None:
+    """`import ragguard` and the gateway's config model need no web or JWT packages."""
+    code = (
+        "import sys, ragguard, ragguard.gateway, ragguard._cli\n"
+        "ragguard._cli.build_parser()\n"
+        "heavy = [m for m in ('starlette', 'uvicorn', 'jwt', 'mcp') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
