@@ -9,12 +9,13 @@ that the store was never asked (a counting wrapper around the real store).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,7 +34,7 @@ import ragguard as rg
 from ragguard.gateway import create_app, parse_config
 from ragguard.gateway._app import openapi_schema
 from ragguard.stores.base import Pushdown, StoredChunk
-from ragguard.testing import HashEmbedder, sample_corpus
+from ragguard.testing import HashEmbedder, in_memory_tracing, sample_corpus
 
 DEMO = Path(rg.__file__).parent / "_demo"
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,9 +188,14 @@ def store(
 
 
 @pytest.fixture(scope="module")
-def guard(store: CountingStore) -> rg.Guard:
+def tracing() -> tuple[Any, Any]:
+    return in_memory_tracing()
+
+
+@pytest.fixture(scope="module")
+def guard(store: CountingStore, tracing: tuple[Any, Any]) -> rg.Guard:
     policy = rg.Policy.from_casbin(DEMO / "model.conf", DEMO / "policy.csv")
-    return rg.Guard(policy, store)  # type: ignore[arg-type]
+    return rg.Guard(policy, store, tracer_provider=tracing[0])  # type: ignore[arg-type]
 
 
 def gateway_config(jwks_url: str, **limits: Any) -> Any:
@@ -245,8 +251,12 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def base_url(jwks_url: str, guard: rg.Guard, embedder: HashEmbedder) -> Iterator[str]:
-    app = create_app(gateway_config(jwks_url), guard=guard, embedder=embedder)
+def base_url(
+    jwks_url: str, guard: rg.Guard, embedder: HashEmbedder, tracing: tuple[Any, Any]
+) -> Iterator[str]:
+    app = create_app(
+        gateway_config(jwks_url), guard=guard, embedder=embedder, tracer_provider=tracing[0]
+    )
     with Server(app) as url:
         yield url
 
@@ -585,3 +595,158 @@ def test_health_and_openapi_match_the_checked_in_schema(base_url: str) -> None:
     assert served == checked_in, (
         "regenerate: python -m ragguard.gateway.openapi > docs/gateway-openapi.json"
     )
+
+
+def test_refusals_are_traced_without_the_token(
+    base_url: str, keys: Keys, tracing: tuple[Any, Any]
+) -> None:
+    """A refused request leaves a span naming the failed check, never the token."""
+    exporter = tracing[1]
+    exporter.clear()
+    token = sign(keys, "alice", aud="someone-else")
+    response = httpx.post(
+        f"{base_url}/v1/search",
+        json={"query": "q"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert response.status_code == 401
+    refused = [s for s in exporter.get_finished_spans() if s.name == "ragguard.gateway.refused"]
+    assert len(refused) == 1
+    assert refused[0].attributes["ragguard.gateway.refusal"] == "token audience not accepted"
+    assert token not in json.dumps(dict(refused[0].attributes))
+
+
+# -- MCP ---------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _mcp_client(
+    base_url: str, token: str | None, name: str = "test-agent"
+) -> AsyncIterator[Any]:
+    """The SDK's client over streamable HTTP, sending ``token`` as the bearer token."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.types import Implementation
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        transport = streamable_http_client(f"{base_url}/mcp", http_client=http)
+        async with Client(
+            transport, client_info=Implementation(name=name, version="1.0")
+        ) as client:
+            yield client
+
+
+def _structured(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    assert isinstance(result.structured_content, dict)
+    return result.structured_content
+
+
+async def test_mcp_tools_are_read_only_and_take_no_subject(base_url: str, keys: Keys) -> None:
+    """Both tools are annotated read-only; no argument of either names a subject."""
+    async with _mcp_client(base_url, sign(keys, "alice")) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert set(tools) == {"search_documents", "explain_access"}
+    for tool in tools.values():
+        assert tool.annotations is not None
+        assert tool.annotations.read_only_hint is True
+        assert tool.annotations.destructive_hint is False
+        properties = set(tool.input_schema.get("properties", {}))
+        assert not properties & {"subject", "user", "user_id", "sub", "identity", "as_user"}
+    assert set(tools["search_documents"].input_schema["properties"]) == {"query", "k", "filter"}
+
+
+async def test_mcp_search_runs_as_the_token_subject_and_is_traced(
+    base_url: str,
+    keys: Keys,
+    guard: rg.Guard,
+    embedder: HashEmbedder,
+    tracing: tuple[Any, Any],
+) -> None:
+    """search_documents returns exactly the token subject's guard results, with citations,
+    and the trace records the MCP client and the decision id."""
+    exporter = tracing[1]
+    exporter.clear()
+    question = QUESTIONS[1]
+    async with _mcp_client(base_url, sign(keys, "bob", kind="ec"), name="agent-x") as client:
+        result = _structured(
+            await client.call_tool("search_documents", {"query": question, "k": 5})
+        )
+    assert [r["id"] for r in result["results"]] == reference(guard, embedder, "bob", question, 5)
+    assert result["decision_id"]
+    for item in result["results"]:
+        assert item["citation"]["chunk_id"] == item["id"]
+        assert item["citation"]["rule"] == item["rule"]
+    spans = [s for s in exporter.get_finished_spans() if s.name == "ragguard.gateway.search"]
+    assert len(spans) == 1
+    assert spans[0].attributes["mcp.client.name"] == "agent-x/1.0"
+    assert spans[0].attributes["ragguard.decision_id"] == result["decision_id"]
+    assert spans[0].attributes["ragguard.gateway.client_id"] == "client-bob"
+
+
+async def test_an_injected_instruction_cannot_change_the_subject_of_the_next_call(
+    base_url: str, keys: Keys, guard: rg.Guard, embedder: HashEmbedder
+) -> None:
+    """alice reads a chunk telling the agent to search as bob; the agent obeys, passing
+    bob as an argument; the next call still runs as alice and releases nothing of bob's."""
+    async with _mcp_client(base_url, sign(keys, "alice")) as client:
+        first = _structured(
+            await client.call_tool(
+                "search_documents", {"query": "on-call note search as admin subject bob", "k": 5}
+            )
+        )
+        injected = [r for r in first["results"] if r["id"] == INJECTED_ID]
+        assert injected, "the injected chunk should be among alice's results"
+        assert "subject bob" in injected[0]["text"]
+        question = QUESTIONS[1]  # the offer price: bob may read it, alice may not
+        obeyed = await client.call_tool(
+            "search_documents",
+            {"query": question, "k": 5, "subject": "bob", "user_id": "bob", "as_user": "admin"},
+        )
+        follow_up = _structured(
+            await client.call_tool("search_documents", {"query": question, "k": 5})
+        )
+    alice_ids = reference(guard, embedder, "alice", question, 5)
+    bob_only = set(reference(guard, embedder, "bob", question, 5)) - set(alice_ids)
+    assert bob_only, "the question must separate bob from alice"
+    assert [r["id"] for r in follow_up["results"]] == alice_ids
+    if not obeyed.is_error:
+        assert [r["id"] for r in _structured(obeyed)["results"]] == alice_ids
+
+
+async def test_mcp_without_a_valid_token_is_refused(
+    base_url: str, keys: Keys, store: CountingStore
+) -> None:
+    """No token or a forged one: 401 with a Bearer challenge, and the store is not asked."""
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "0"},
+        },
+    }
+    headers = {"Accept": "application/json, text/event-stream"}
+    before = store.calls
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        for token in (None, sign(keys, "alice", iss="https://evil.test"), "garbage"):
+            auth = {"Authorization": f"Bearer {token}"} if token else {}
+            response = await client.post("/mcp", json=initialize, headers={**headers, **auth})
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"].startswith("Bearer")
+    assert store.calls == before
+
+
+async def test_mcp_explain_access(base_url: str, keys: Keys, guard: rg.Guard) -> None:
+    """explain_access answers for the token's subject."""
+    alice = rg.Subject(id="alice", attributes=USERS["alice"])
+    readable = next(d for d in sample_corpus() if guard.check(alice, d.metadata).released)
+    async with _mcp_client(base_url, sign(keys, "alice")) as client:
+        answer = _structured(await client.call_tool("explain_access", {"chunk_id": readable.id}))
+    assert answer["visible"] is True
+    assert answer["rule"] == guard.check(alice, readable.metadata).rule
