@@ -263,7 +263,9 @@ class GatewayConfig(_Section):
         """This configuration with every relative path made relative to ``base``."""
 
         def fix(path: Path | None) -> Path | None:
-            return None if path is None or path.is_absolute() else base / path
+            if path is None:
+                return None
+            return path if path.is_absolute() else base / path
 
         policy = self.policy.model_copy(
             update={"model": fix(self.policy.model), "policy": fix(self.policy.policy)}

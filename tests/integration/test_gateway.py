@@ -750,3 +750,43 @@ async def test_mcp_explain_access(base_url: str, keys: Keys, guard: rg.Guard) ->
         answer = _structured(await client.call_tool("explain_access", {"chunk_id": readable.id}))
     assert answer["visible"] is True
     assert answer["rule"] == guard.check(alice, readable.metadata).rule
+
+
+async def test_stdio_mcp_serves_the_configured_subject_only(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    """`ragguard serve --stdio`: the subject is the one in the file, whatever the agent asks."""
+    import sys
+
+    from mcp import Client, StdioServerParameters
+
+    documents = sample_corpus()
+    with rg.EdgeStore.create(tmp_path / "shard", dim=384) as edge:
+        vectors = embedder.embed_documents([d.text for d in documents])
+        edge.upsert(d.to_chunk(v) for d, v in zip(documents, vectors, strict=True))
+        edge.optimize()
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[policy]\nmodel = "{DEMO / "model.conf"}"\npolicy = "{DEMO / "policy.csv"}"\n'
+        '[store]\nkind = "edge"\npath = "shard"\n'
+        '[embedder]\nclass = "ragguard.testing:HashEmbedder"\noptions = { dim = 384 }\n'
+        '[mcp]\nstdio_subject_id = "carol"\n'
+        'stdio_subject_attributes = { dept = "engineering", clearance = 0 }\n',
+        encoding="utf-8",
+    )
+    policy = rg.Policy.from_casbin(DEMO / "model.conf", DEMO / "policy.csv")
+    carol = rg.Subject(id="carol", attributes=USERS["carol"])
+    readable = {d.id for d in documents if policy.check(carol, d.metadata).released}
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "ragguard", "serve", "--config", str(config), "--stdio"],
+        cwd=str(tmp_path),
+    )
+    async with Client(server) as client:
+        result = _structured(
+            await client.call_tool(
+                "search_documents", {"query": QUESTIONS[1], "k": 5, "subject": "bob"}
+            )
+        )
+    assert result["results"]
+    assert {r["id"] for r in result["results"]} <= readable

@@ -29,9 +29,9 @@ def _with(section: str, **values: object) -> dict[str, object]:
 
 
 def test_a_minimal_file_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
-    """Relative paths in the file are resolved against the file's directory."""
+    """Relative paths are resolved against the file's directory; absolute ones kept."""
     (tmp_path / "gateway.toml").write_text(
-        '[policy]\nmodel = "model.conf"\npolicy = "policy.csv"\n'
+        f'[policy]\nmodel = "model.conf"\npolicy = "{tmp_path / "abs" / "policy.csv"}"\n'
         '[store]\nkind = "edge"\npath = "shard"\n'
         '[identity]\nissuer = "https://issuer.test"\naudience = "ragguard"\n'
         'jwks_url = "https://issuer.test/jwks.json"\n'
@@ -40,6 +40,7 @@ def test_a_minimal_file_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
     )
     config = load_config(tmp_path / "gateway.toml")
     assert config.policy.model == tmp_path.resolve() / "model.conf"
+    assert config.policy.policy == tmp_path / "abs" / "policy.csv"  # absolute: kept
     assert config.store.path == tmp_path.resolve() / "shard"
     assert config.identity is not None
     assert config.identity.subject.attributes == {"roles": "groups", "clearance": "clearance"}
