@@ -96,6 +96,9 @@ def build_mcp_server(
         server: MCPServer = MCPServer(
             name="ragguard",
             instructions=_INSTRUCTIONS,
+            # The SDK calls logging.basicConfig(level=...) when the root logger has no
+            # handler: WARNING keeps that as quiet as Python's own default.
+            log_level="WARNING",
             token_verifier=GatewayTokenVerifier(service),
             auth=AuthSettings(
                 issuer_url=identity_settings.issuer,  # type: ignore[arg-type]
@@ -106,7 +109,7 @@ def build_mcp_server(
         identity_of: Callable[[Context], Identity] = _http_identity
         surface = "mcp"
     else:
-        server = MCPServer(name="ragguard", instructions=_INSTRUCTIONS)
+        server = MCPServer(name="ragguard", instructions=_INSTRUCTIONS, log_level="WARNING")
         fixed = stdio_identity
 
         def identity_of(ctx: Context) -> Identity:
