@@ -61,6 +61,17 @@ EXPECTED: dict[str, list[str]] = {
         "BROKEN: audit/ragguard.jsonl:2: hash mismatch",
         "(exit 1)",
     ],
+    "gateway_http_and_mcp.py": [
+        "== HTTP as alice (decision ",
+        "[acme/engineering/L1]",
+        "== HTTP as bob (decision ",
+        "Board of directors minutes",
+        "== a token for another audience: 401",
+        'error="invalid_token", error_description="token audience not accepted"',
+        "== MCP tools: explain_access, search_documents",
+        "rule: line 9: p, finance_manager",
+        "3 retrievals recorded in audit/gateway.jsonl",
+    ],
     "qdrant_server.py": [
         "Created collection 'ragguard-example-",
         "Ingested and signed 360 chunks",
