@@ -28,6 +28,8 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 import ragguard as rg
@@ -100,9 +102,9 @@ class CountingStore:
 
 @dataclass
 class Keys:
-    rsa: rsa.RSAPrivateKey
-    ec: ec.EllipticCurvePrivateKey
-    stranger: rsa.RSAPrivateKey
+    rsa: RSAPrivateKey
+    ec: EllipticCurvePrivateKey
+    stranger: RSAPrivateKey
 
 
 class _JwksHandler(BaseHTTPRequestHandler):
@@ -195,7 +197,7 @@ def tracing() -> tuple[Any, Any]:
 @pytest.fixture(scope="module")
 def guard(store: CountingStore, tracing: tuple[Any, Any]) -> rg.Guard:
     policy = rg.Policy.from_casbin(DEMO / "model.conf", DEMO / "policy.csv")
-    return rg.Guard(policy, store, tracer_provider=tracing[0])  # type: ignore[arg-type]
+    return rg.Guard(policy, store, tracer_provider=tracing[0])
 
 
 def gateway_config(jwks_url: str, **limits: Any) -> Any:
@@ -427,7 +429,7 @@ def test_limits_and_errors_never_echo_the_query(
     """Too-large k, query, body or filter: a problem+json without the query text."""
     auth = {"Authorization": f"Bearer {sign(keys, 'alice')}"}
     secret = "zebra-codename-" * 5
-    cases = [
+    cases: list[tuple[dict[str, Any], int]] = [
         ({"query": secret, "k": 21}, 400),
         ({"query": secret * 10, "k": 3}, 400),
         ({"query": secret, "filter": {"dept": [f"d{i}" for i in range(100)]}}, 400),

@@ -11,7 +11,7 @@ import pytest
 from ragguard.exceptions import ConfigError
 from ragguard.gateway import load_config, parse_config
 
-BASE = {
+BASE: dict[str, dict[str, object]] = {
     "policy": {"model": "model.conf", "policy": "policy.csv"},
     "store": {"kind": "edge", "path": "shard"},
     "identity": {
@@ -23,7 +23,7 @@ BASE = {
 
 
 def _with(section: str, **values: object) -> dict[str, object]:
-    config = {key: dict(value) for key, value in BASE.items()}
+    config: dict[str, dict[str, object]] = {key: dict(value) for key, value in BASE.items()}
     config[section] = {**config.get(section, {}), **values}
     return dict(config)
 
