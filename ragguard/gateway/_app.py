@@ -315,11 +315,14 @@ def build_starlette_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if mcp_lifespan is None:
-            yield
-        else:
-            async with mcp_lifespan():
+        try:
+            if mcp_lifespan is None:
                 yield
+            else:
+                async with mcp_lifespan():
+                    yield
+        finally:
+            service.close()  # flush the audit log, release the shard (if the app opened them)
 
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -105,6 +105,7 @@ def build_service(
         embedder if embedder is not None else build_embedder(config),
         verifier,
         tracer_provider=tracer_provider,
+        owns_guard=guard is None,
     )
 
 

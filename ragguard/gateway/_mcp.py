@@ -60,6 +60,8 @@ class GatewayTokenVerifier:
             scopes=[],
             expires_at=identity.expires_at,
             subject=identity.subject.id,
+            # (client_id, iss, sub) is the principal the SDK binds an MCP session to.
+            claims={"iss": identity.issuer},
             identity=identity,
         )
 

@@ -75,6 +75,7 @@ class GatewayService:
         verifier: JwtVerifier | None,
         *,
         tracer_provider: Any = None,
+        owns_guard: bool = False,
     ) -> None:
         import copy
 
@@ -88,7 +89,20 @@ class GatewayService:
         self.guard.audit = self._sink
         self.embedder = embedder
         self.verifier = verifier
+        self._owned = guard if owns_guard else None
         self._tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
+
+    def close(self) -> None:
+        """Close the store and flush the audit log, if this service built them."""
+        if self._owned is None:
+            return
+        guard, self._owned = self._owned, None
+        close_audit = getattr(guard.audit, "close", None)
+        try:
+            if callable(close_audit):
+                close_audit()
+        finally:
+            guard.store.close()
 
     # -- identity --------------------------------------------------------------------
 

@@ -792,3 +792,58 @@ async def test_stdio_mcp_serves_the_configured_subject_only(
         )
     assert result["results"]
     assert {r["id"] for r in result["results"]} <= readable
+
+
+def test_key_rotation_is_picked_up_and_unknown_kids_do_not_hammer_the_jwks(
+    keys: Keys, guard: rg.Guard, embedder: HashEmbedder
+) -> None:
+    """A key published after start is fetched on first sight of its kid; a flood of
+    made-up kids costs at most one key-set fetch per refresh interval."""
+    rotated = ec.generate_private_key(ec.SECP256R1())
+    first = {**ECAlgorithm.to_jwk(keys.ec.public_key(), as_dict=True), "kid": "ec-1"}
+    second = {**ECAlgorithm.to_jwk(rotated.public_key(), as_dict=True), "kid": "ec-2"}
+    fetches = []
+
+    class Rotating(_JwksHandler):
+        def do_GET(self) -> None:
+            fetches.append(time.monotonic())
+            self.body = json.dumps({"keys": published}).encode()
+            super().do_GET()
+
+    published = [first]
+    jwks = ThreadingHTTPServer(("127.0.0.1", 0), Rotating)
+    threading.Thread(target=jwks.serve_forever, daemon=True).start()
+    try:
+        config = gateway_config(f"http://127.0.0.1:{jwks.server_address[1]}/jwks.json")
+        with Server(create_app(config, guard=guard, embedder=embedder)) as url:
+            now = int(time.time())
+            claims = {
+                "iss": ISSUER,
+                "aud": AUDIENCE,
+                "sub": "alice",
+                "iat": now,
+                "exp": now + 300,
+                **USERS["alice"],
+            }
+            old = jwt.encode(claims, keys.ec, algorithm="ES256", headers={"kid": "ec-1"})
+            new = jwt.encode(claims, rotated, algorithm="ES256", headers={"kid": "ec-2"})
+
+            def status(token: str) -> int:
+                return httpx.post(
+                    f"{url}/v1/search",
+                    json={"query": "runbook", "k": 1},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=30,
+                ).status_code
+
+            assert status(old) == 200
+            published.append(second)  # the identity provider rotates
+            assert status(new) == 200
+            count = len(fetches)
+            for i in range(20):
+                forged = jwt.encode(claims, rotated, algorithm="ES256", headers={"kid": f"x{i}"})
+                assert status(forged) == 401
+            assert len(fetches) - count <= 1
+    finally:
+        jwks.shutdown()
+        jwks.server_close()

@@ -92,3 +92,21 @@ def test_importing_ragguard_does_not_import_the_web_stack() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_serve_refuses_unusable_arguments(tmp_path: Path) -> None:
+    """`ragguard serve`: a missing file is a usage error, a bad file names the key."""
+    from ragguard._cli import EXIT_FAILED, EXIT_USAGE, main
+
+    assert main(["serve", "--config", str(tmp_path / "missing.toml")]) == EXIT_USAGE
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[policy]\nmodel = "m"\npolicy = "p"\n[store]\nkind = "edge"\n', encoding="utf-8"
+    )
+    assert main(["serve", "--config", str(bad)]) == EXIT_FAILED
+    edge = tmp_path / "edge.toml"
+    edge.write_text(
+        '[policy]\nmodel = "m"\npolicy = "p"\n[store]\nkind = "edge"\npath = "s"\n',
+        encoding="utf-8",
+    )
+    assert main(["serve", "--config", str(edge), "--workers", "2"]) == EXIT_USAGE
