@@ -41,7 +41,7 @@ __all__ = [
     "openapi_schema",
 ]
 
-PROBLEM_TYPE_BASE = "https://ragguard.dev/problems/"
+PROBLEM_TYPE_BASE = "urn:ragguard:problem:"
 IDENTITY_FIELDS = frozenset(
     {"subject", "subject_id", "sub", "user", "user_id", "identity", "as_user", "on_behalf_of"}
 )
@@ -167,7 +167,12 @@ def unauthorized(error: IdentityError | None) -> JSONResponse:
     if reason == "no bearer token":
         challenge = 'Bearer realm="ragguard"'
     else:
-        challenge = f'Bearer realm="ragguard", error="invalid_token", error_description="{reason}"'
+        # RFC 6750: error_description is a quoted string of printable ASCII without '"'
+        # or '\\' (the reason may carry claim text from the token).
+        description = "".join(c for c in reason if " " <= c <= "~" and c not in '"\\')[:200]
+        challenge = (
+            f'Bearer realm="ragguard", error="invalid_token", error_description="{description}"'
+        )
     return problem(
         401,
         "Unauthorized",

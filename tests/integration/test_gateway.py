@@ -349,6 +349,8 @@ def _bad_tokens(keys: Keys) -> dict[str, str]:
         "missing exp": sign(keys, "alice", exp=None),
         "missing sub": sign(keys, "alice", sub=None),
         "missing mapped attribute": sign(keys, "alice", clearance=None),
+        "claim that is no subject value": sign(keys, "alice", dept={"x": 'q"\\\r\nX-Evil: 1'}),
+        "empty sub": sign(keys, "alice", sub=""),
         "oversized": "x" * 12_000,
         "garbage": "not-a-jwt",
     }
