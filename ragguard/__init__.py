@@ -46,6 +46,7 @@ except PackageNotFoundError:  # pragma: no cover - imported from a source tree, 
     __version__ = "0+unknown"
 
 if TYPE_CHECKING:
+    from ragguard.stores.chroma import ChromaStore
     from ragguard.stores.pgvector import PgVectorStore
 
 
@@ -56,6 +57,10 @@ def __getattr__(name: str) -> Any:
         from ragguard.stores.pgvector import PgVectorStore
 
         return PgVectorStore
+    if name == "ChromaStore":  # chromadb likewise
+        from ragguard.stores.chroma import ChromaStore
+
+        return ChromaStore
     raise AttributeError(f"module 'ragguard' has no attribute {name!r}")
 
 
@@ -65,6 +70,7 @@ __all__ = [
     "BudgetBackend",
     "BudgetError",
     "BudgetExceededError",
+    "ChromaStore",
     "Chunk",
     "Decision",
     "EdgeStore",

@@ -4,6 +4,8 @@
 * :class:`QdrantStore` — a Qdrant server or cluster through ``qdrant-client``.
 * :class:`PgVectorStore` — PostgreSQL with pgvector (``ragguard[pgvector]``, imported
   on first use).
+* :class:`ChromaStore` — a Chroma collection, embedded or a server (``ragguard[chroma]``,
+  imported on first use).
 
 All implement the :class:`Store` protocol (``ragguard.stores.base``); ``EdgeStore`` and
 ``QdrantStore`` also the optional :class:`ScrollingStore` capability (the guard's exact
@@ -27,6 +29,7 @@ from ragguard.stores.edge import EdgeStore
 from ragguard.stores.qdrant import QdrantStore
 
 if TYPE_CHECKING:
+    from ragguard.stores.chroma import ChromaStore
     from ragguard.stores.pgvector import PgVectorStore
 
 
@@ -35,10 +38,15 @@ def __getattr__(name: str) -> Any:
         from ragguard.stores.pgvector import PgVectorStore
 
         return PgVectorStore
+    if name == "ChromaStore":  # chromadb likewise
+        from ragguard.stores.chroma import ChromaStore
+
+        return ChromaStore
     raise AttributeError(f"module 'ragguard.stores' has no attribute {name!r}")
 
 
 __all__ = [
+    "ChromaStore",
     "Chunk",
     "EdgeStore",
     "IndexSpec",

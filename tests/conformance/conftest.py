@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from _conformance import EdgeBackend, PgVectorBackend, QdrantBackend
+from _conformance import ChromaBackend, EdgeBackend, PgVectorBackend, QdrantBackend
 from qdrant_client import QdrantClient
 
 
@@ -57,3 +57,18 @@ def pgvector_backend(pgvector_url: str) -> Iterator[Callable[[str], PgVectorBack
     yield get
     for backend in backends.values():
         backend.close()
+
+
+@pytest.fixture(scope="module")
+def chroma_backend() -> Callable[[str], ChromaBackend]:
+    """``chroma_backend(name)``: a ``ChromaStore`` collection in chromadb's in-process engine."""
+    chromadb = pytest.importorskip("chromadb", reason="ChromaStore needs ragguard[chroma]")
+    client = chromadb.EphemeralClient()
+    backends: dict[str, ChromaBackend] = {}
+
+    def get(name: str) -> ChromaBackend:
+        if name not in backends:
+            backends[name] = ChromaBackend(client, f"conformance-{name}-{uuid.uuid4().hex[:8]}")
+        return backends[name]
+
+    return get

@@ -1,0 +1,228 @@
+"""Filter IR → a Chroma ``where`` document, with ragguard's typed semantics where Chroma has them.
+
+Pure: builds plain dicts, never touches a client. Values are operands of Chroma's
+operators, never spliced into keys; metadata keys are validated (:data:`SAFE_KEY`).
+What was measured on chromadb 1.5 (``tests/unit/test_chroma_store.py`` keeps checking it
+on the real engine):
+
+* scalar ``$eq``/``$ne``/``$in``/``$nin`` are typed: ``True`` is not ``1``, ``"1"`` is not
+  ``1``; ``1`` equals ``1.0``; 64-bit integers are exact (``2**53 + 1`` is not
+  ``2**53``). An integer operand beyond 64 bits is silently clamped, so such atoms are
+  relaxed.
+* an absent key fails ``$eq``/``$in``/``$contains`` and passes ``$ne``/``$nin``/
+  ``$not_contains``: two-valued, as ragguard's absent rule needs.
+* list metadata (homogeneous, non-empty) is compared by ``$contains``/``$not_contains``
+  per element, typed *and* strict between ``int`` and ``float`` (``$contains 1.0`` does not
+  find ``[1, 2]``): a number is asked for in both forms. ``$eq``/``$ne`` ignore lists.
+* ``$gt``/``$gte``/``$lt``/``$lte`` take numbers only and skip list values; there is no
+  ``$exists``, no substring operator on metadata.
+
+So ``Eq``/``In`` and their negations push down exactly (any nesting of ``And``/``Or``/
+``Not``: negation is pushed to the atoms, which Chroma decides two-valued). ``Range``,
+``Exists``, ``Contains``, ``Within``, Casbin matching functions, attribute names that are
+not :data:`SAFE_KEY`, integers beyond 64 bits and non-finite numbers are relaxed by
+polarity (the store returns a superset and the guard's re-check decides).
+
+Values Chroma cannot hold (``ChromaStore.upsert`` records them, see there): every condition
+on such an attribute also admits the chunk (``{OPAQUE_KEY: {"$contains": field}}``), the
+documented superset of this store.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Final
+
+from ragguard.policy import ir
+from ragguard.policy._predicate import describe_condition
+from ragguard.stores.base import Pushdown
+
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "OPAQUE_KEY",
+    "RESERVED_PREFIX",
+    "SAFE_KEY",
+    "ChromaFilterTranslator",
+]
+
+SAFE_KEY: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,127}")
+"""Metadata keys the ``where`` document addresses; others are relaxed."""
+RESERVED_PREFIX: Final = "ragguard:"
+OPAQUE_KEY: Final = "ragguard:opaque"
+"""A chunk's list of attributes whose value Chroma could not hold as ragguard reads it."""
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+_CACHE_SIZE: Final = 1024
+_FAN_OUT: Final = 32
+MAX_VALUES: Final = 1024
+"""``In`` lists longer than this are relaxed: each value is a ``$contains`` clause (lists
+match any element) and SQLite holds at most 32,766 bound values per query."""
+
+Where = dict[str, Any]
+
+
+def _is_int64(value: object) -> bool:
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and INT64_MIN <= value <= INT64_MAX
+    )
+
+
+class ChromaFilterTranslator:
+    """Compiles plan filters to ``where`` documents; results cached per expression."""
+
+    def __init__(self) -> None:
+        # Keyed by repr: IR nodes compare numbers through their float value.
+        self._cache: OrderedDict[str, Pushdown] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def translate(self, expr: ir.Expr) -> Pushdown:
+        """The pushdown for ``expr``: ``native`` is a ``where`` dict or ``None``."""
+        key = repr(expr)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        pushdown = self._translate(expr)
+        with self._lock:
+            self._cache[key] = pushdown
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return pushdown
+
+    def _translate(self, expr: ir.Expr) -> Pushdown:
+        relaxed: list[str] = []
+        narrowed = self._relax(expr, positive=True, relaxed=relaxed)
+        exact = not relaxed
+        if narrowed == ir.FALSE:
+            return Pushdown(native=None, exact=exact, matches_nothing=True, relaxed=tuple(relaxed))
+        if narrowed == ir.TRUE:
+            return Pushdown(native=None, exact=exact, relaxed=tuple(relaxed))
+        return Pushdown(native=self._build(narrowed, False), exact=exact, relaxed=tuple(relaxed))
+
+    # -- phase 1: replace what Chroma cannot decide exactly, by polarity -------------------
+
+    def _relax(self, expr: ir.Expr, *, positive: bool, relaxed: list[str]) -> ir.Expr:
+        if isinstance(expr, ir.Const):
+            return expr
+        if isinstance(expr, ir.And):
+            return ir.and_(
+                *(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items)
+            )
+        if isinstance(expr, ir.Or):
+            return ir.or_(*(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items))
+        if isinstance(expr, ir.Not):
+            return ir.not_(self._relax(expr.item, positive=not positive, relaxed=relaxed))
+        why = _inexpressible(expr)
+        if why is None:
+            return expr
+        relaxed.append(f"{_describe(expr)} ({why})")
+        return ir.TRUE if positive else ir.FALSE
+
+    # -- phase 2: the where document, negations pushed to the atoms ----------------------------
+
+    def _build(self, expr: ir.Expr, negated: bool) -> Where:
+        if isinstance(expr, ir.Not):
+            return self._build(expr.item, not negated)
+        if isinstance(expr, (ir.And, ir.Or)):
+            conjunction = isinstance(expr, ir.And) != negated
+            parts = [self._build(item, negated) for item in expr.items]
+            return _join("$and" if conjunction else "$or", parts)
+        if isinstance(expr, ir.Const):  # pragma: no cover - ir.and_/or_/not_ fold constants
+            raise AssertionError("constants are folded before building")
+        if isinstance(expr, ir.Eq):
+            return _equals(expr.field, (expr.value,), negated)
+        if isinstance(expr, ir.In):
+            return _equals(expr.field, expr.values, negated)
+        raise AssertionError(f"unexpected filter node {expr!r}")  # pragma: no cover
+
+
+def _inexpressible(atom: ir.Expr) -> str | None:
+    if isinstance(atom, ir.Match):
+        return f"{atom.function} is decided after the search"
+    if not isinstance(atom, (ir.Eq, ir.In)):
+        return f"{type(atom).__name__} has no Chroma operator with ragguard's semantics"
+    if not SAFE_KEY.fullmatch(atom.field) or atom.field.startswith(RESERVED_PREFIX):
+        return "attribute name is not a plain key"
+    values = (atom.value,) if isinstance(atom, ir.Eq) else atom.values
+    if len(values) > MAX_VALUES:
+        return f"more than {MAX_VALUES} values: Chroma's query cannot hold them all"
+    for value in values:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "not a finite number"
+        if isinstance(value, int) and not isinstance(value, bool) and not _is_int64(value):
+            return "Chroma holds integers of 64 bits"
+    return None
+
+
+def _join(operator: str, parts: list[Where]) -> Where:
+    """``{operator: parts}``, nested as a tree of at most :data:`_FAN_OUT` clauses each.
+
+    Chroma's ``$and``/``$or`` take two or more clauses; it compiles a flat list of ``n``
+    clauses to SQL nested ``n`` deep, and SQLite refuses a depth beyond 1,000 (measured:
+    1,000 ``$contains`` clauses in one ``$or`` fail, 10,000 crash the process). A tree
+    keeps the depth logarithmic.
+    """
+    flat: list[Where] = []
+    for part in parts:
+        flat.extend(part[operator] if set(part) == {operator} else [part])
+    while len(flat) > _FAN_OUT:
+        flat = [
+            {operator: flat[i : i + _FAN_OUT]} if len(flat[i : i + _FAN_OUT]) > 1 else flat[i]
+            for i in range(0, len(flat), _FAN_OUT)
+        ]
+    return flat[0] if len(flat) == 1 else {operator: flat}
+
+
+def _equals(field: str, values: Sequence[ir.Scalar], negated: bool) -> Where:
+    """``field`` equals one of ``values`` (scalar or any list element); or its negation."""
+    groups: dict[str, list[Any]] = {}
+    elements: list[Any] = []
+    seen: set[tuple[str, Any]] = set()
+    for value in values:
+        for typed in _forms(value):
+            key = (type(typed).__name__, typed)
+            if key in seen:
+                continue
+            seen.add(key)
+            groups.setdefault(key[0], []).append(typed)
+            elements.append(typed)
+    scalar_op, list_op, joiner = (
+        ("$nin", "$not_contains", "$and") if negated else ("$in", "$contains", "$or")
+    )
+    parts: list[Where] = [{field: {scalar_op: group}} for group in groups.values()]
+    parts.extend({field: {list_op: element}} for element in elements)
+    clause = _join(joiner, parts)
+    # An attribute whose value Chroma could not hold passes either way: the re-check decides.
+    return _join("$or", [clause, {OPAQUE_KEY: {"$contains": field}}])
+
+
+def _forms(value: ir.Scalar) -> list[Any]:
+    """The operands that find ``value``: a number as an int and as a float where each
+    equals it exactly (``$contains`` is strict between the two)."""
+    if isinstance(value, (bool, str)):
+        return [value]
+    forms: list[Any] = []
+    if isinstance(value, int):
+        forms.append(value)
+        as_float = float(value)
+        if int(as_float) == value:
+            forms.append(as_float)
+        return forms
+    forms.append(value)
+    if value.is_integer() and _is_int64(int(value)):
+        forms.append(int(value))
+    return forms
+
+
+def _describe(expr: ir.Expr) -> str:
+    try:
+        return describe_condition(expr)
+    except Exception:  # an atom describe_condition does not know
+        return type(expr).__name__

@@ -1,0 +1,482 @@
+"""``ChromaStore``: a Chroma collection (embedded ``PersistentClient`` or a server).
+
+The plan filter becomes Chroma's ``where`` (see ``ragguard.stores._chroma_filter``); the
+collection keeps documents and flat metadata, the layout langchain-chroma writes, so a
+langchain-chroma collection works as it is::
+
+    store = rg.ChromaStore.persistent("./chroma", collection="docs")       # embedded
+    store = rg.ChromaStore.http("localhost", 8000, collection="docs")      # a server
+    store = rg.ChromaStore.create(client, "chunks", dim=384)               # a new one
+
+Install with ``pip install 'ragguard[chroma]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, cast
+
+import numpy as np
+
+from ragguard._canonical import CanonicalizationError, canonical_value
+from ragguard.exceptions import MissingDependencyError, StoreError
+from ragguard.policy import ir
+from ragguard.stores._points import as_vector
+from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk, point_id
+
+try:
+    import chromadb
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise MissingDependencyError("ragguard[chroma]", "ChromaStore") from exc
+
+from ragguard.stores._chroma_filter import (
+    INT64_MAX,
+    INT64_MIN,
+    OPAQUE_KEY,
+    RESERVED_PREFIX,
+    ChromaFilterTranslator,
+)
+
+__all__ = ["ChromaStore"]
+
+UPSERT_BATCH: Final = 256
+METADATA_KEY: Final = "ragguard:metadata"
+"""The chunk's whole metadata as JSON, written only when some value is not held as is."""
+
+# ragguard distance -> Chroma space, and the score from Chroma's distance (as the
+# Qdrant stores score: cosine similarity, inner product, euclidean distance).
+_SPACES: Final = {"cosine": "cosine", "dot": "ip", "euclid": "l2"}
+_DISTANCES: Final = {space: name for name, space in _SPACES.items()}
+
+
+class ChromaStore:
+    """One Chroma collection as a ragguard store.
+
+    ``client`` is any chromadb client (``PersistentClient``, ``HttpClient``,
+    ``EphemeralClient``); :meth:`persistent` and :meth:`http` open one. The collection must
+    exist (:meth:`create` makes one); its space (``hnsw:space``: ``cosine``, ``ip``,
+    ``l2``) gives ``distance``: ``cosine`` (score: cosine similarity, higher is better),
+    ``dot`` (inner product) or ``euclid`` (euclidean distance, lower is better), as for the
+    Qdrant stores. ``dim`` is read from a stored embedding when not given.
+
+    Chroma searches its HNSW index; ``exact=True`` ranks every row the filter selects
+    exhaustively instead (the rows' embeddings are fetched and scored with numpy). Errors
+    become :class:`~ragguard.exceptions.StoreError` naming the collection and the operation,
+    never the query, its vector or a metadata value.
+    """
+
+    db_system_name: Final = "chroma"
+
+    def __init__(
+        self,
+        client: ClientAPI,
+        collection: str,
+        *,
+        dim: int | None = None,
+        create_if_missing: bool = False,
+        distance: str = "cosine",
+    ) -> None:
+        if distance not in _SPACES:
+            raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(_SPACES)}")
+        self.client = client
+        self.collection: str = collection
+        try:
+            if create_if_missing:
+                self._collection: Collection = client.get_or_create_collection(
+                    collection,
+                    embedding_function=None,
+                    configuration=_configuration(distance),
+                )
+            else:
+                self._collection = client.get_collection(collection, embedding_function=None)
+        except Exception as exc:
+            raise StoreError(
+                f"cannot open Chroma collection {collection!r}: {_named(exc)}"
+            ) from exc
+        self.distance: str = _DISTANCES.get(self._space(), "")
+        if not self.distance:
+            raise StoreError(
+                f"Chroma collection {collection!r} uses a space ragguard does not know"
+            )
+        if dim is None:
+            dim = self._read_dim()
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        self._dim = dim
+        self._filters = ChromaFilterTranslator()
+
+    # -- constructors ---------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, client: ClientAPI, collection: str, *, dim: int, distance: str = "cosine"
+    ) -> ChromaStore:
+        """Create the collection (it must not exist) with this distance; a store on it."""
+        if distance not in _SPACES:
+            raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(_SPACES)}")
+        try:
+            client.create_collection(
+                collection,
+                embedding_function=None,
+                configuration=_configuration(distance),
+            )
+        except Exception as exc:
+            raise StoreError(
+                f"cannot create Chroma collection {collection!r}: {_named(exc)}"
+            ) from exc
+        return cls(client, collection, dim=dim)
+
+    @classmethod
+    def persistent(cls, path: str, collection: str, **options: Any) -> ChromaStore:
+        """A store on a collection in an embedded Chroma database at ``path``."""
+        try:
+            client = chromadb.PersistentClient(path=str(path))
+        except Exception as exc:
+            raise StoreError(
+                f"cannot open the Chroma database at {path}: {type(exc).__name__}"
+            ) from exc
+        return cls(client, collection, **options)
+
+    @classmethod
+    def http(
+        cls, host: str, port: int = 8000, *, collection: str, ssl: bool = False, **options: Any
+    ) -> ChromaStore:
+        """A store on a collection of a Chroma server (``chromadb.HttpClient``)."""
+        try:
+            client = chromadb.HttpClient(host=host, port=port, ssl=ssl)
+        except Exception as exc:
+            raise StoreError(
+                f"cannot connect to the Chroma server at {host}:{port}: {type(exc).__name__} "
+                "(check the address and that the server is up)"
+            ) from exc
+        return cls(client, collection, **options)
+
+    # -- the Store protocol ---------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the stored vectors."""
+        return self._dim
+
+    def translate(self, expr: ir.Expr) -> Pushdown:
+        """The ``where`` document for a plan's filter IR (``ragguard.stores._chroma_filter``)."""
+        return self._filters.translate(expr)
+
+    def search(
+        self,
+        vector: Sequence[float],
+        limit: int,
+        pushdown: Pushdown,
+        *,
+        exact: bool = False,
+    ) -> list[StoredChunk]:
+        """The ``limit`` nearest rows matching ``pushdown``, best first."""
+        if pushdown.matches_nothing or limit <= 0:
+            return []
+        query = as_vector(vector, self._dim)
+        where = pushdown.native
+        if where is not None and not isinstance(where, dict):
+            raise StoreError("the pushdown was not made by a ChromaStore")
+        if exact:
+            return self._exhaustive(query, limit, where)
+        try:
+            result = self._collection.query(
+                query_embeddings=cast(Any, [query]),
+                n_results=limit,
+                where=where,
+                include=["documents", "metadatas", "distances"],
+            )
+        except Exception as exc:
+            raise self._error("search", exc) from exc
+        ids = result["ids"][0]
+        documents = _column(result.get("documents"), len(ids), nested=True)
+        metadatas = _column(result.get("metadatas"), len(ids), nested=True)
+        distances = _column(result.get("distances"), len(ids), nested=True)
+        hits = [
+            self._stored(i, doc, md, self._score(d))
+            for i, doc, md, d in zip(ids, documents, metadatas, distances, strict=True)
+        ]
+        return _best_first(hits, lower_is_better=self.distance == "euclid")
+
+    async def asearch(
+        self,
+        vector: Sequence[float],
+        limit: int,
+        pushdown: Pushdown,
+        *,
+        exact: bool = False,
+    ) -> list[StoredChunk]:
+        """Async :meth:`search` (in a worker thread: chromadb's client is synchronous)."""
+        return await asyncio.to_thread(self.search, vector, limit, pushdown, exact=exact)
+
+    def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
+        """Write chunks (insert or overwrite by id) in batches; returns their ids.
+
+        Metadata goes in flat, as langchain-chroma writes it. A value Chroma cannot hold as
+        ragguard reads it (``None``, an empty list, a list mixing types or holding
+        ``None``, an integer beyond 64 bits, a nested object) is left out of the flat
+        metadata or reduced (``[None, "a"]`` to ``["a"]``), its attribute is listed under
+        ``ragguard:opaque`` (every pushed-down condition on it then admits the chunk, and
+        the guard's re-check decides) and the whole metadata is kept as JSON under
+        ``ragguard:metadata``, which is what :meth:`search` and :meth:`get` return.
+        """
+        ids: list[str] = []
+        batch: tuple[list[str], list[str], list[dict[str, Any]], list[list[float]]] = (
+            [],
+            [],
+            [],
+            [],
+        )
+        for chunk in chunks:
+            pid = str(point_id(chunk.id))
+            if not isinstance(chunk.text, str):
+                raise StoreError(f"chunk {pid} text must be a string")
+            batch[0].append(pid)
+            batch[1].append(chunk.text)
+            batch[2].append(_flat_metadata(chunk.metadata, pid))
+            batch[3].append(as_vector(chunk.vector, self._dim))
+            ids.append(pid)
+            if len(batch[0]) == UPSERT_BATCH:
+                self._write(*batch)
+                batch = ([], [], [], [])
+        if batch[0]:
+            self._write(*batch)
+        return ids
+
+    def get(self, ids: Sequence[str | int]) -> list[StoredChunk]:
+        """The stored rows with these chunk ids (missing ones skipped; score 0.0)."""
+        if not ids:
+            return []
+        wanted = sorted({str(point_id(raw)) for raw in ids} | {str(raw) for raw in ids})
+        try:
+            result = self._collection.get(ids=wanted, include=["documents", "metadatas"])
+        except Exception as exc:
+            raise self._error("get", exc) from exc
+        found = result["ids"]
+        documents = _column(result.get("documents"), len(found))
+        metadatas = _column(result.get("metadatas"), len(found))
+        return [
+            self._stored(i, doc, md, 0.0)
+            for i, doc, md in zip(found, documents, metadatas, strict=True)
+        ]
+
+    def delete(self, ids: Sequence[str | int]) -> None:
+        """Delete the rows with these chunk ids."""
+        if not ids:
+            return
+        wanted = sorted({str(point_id(raw)) for raw in ids} | {str(raw) for raw in ids})
+        try:
+            self._collection.delete(ids=wanted)
+        except Exception as exc:
+            raise self._error("delete", exc) from exc
+
+    def create_payload_indexes(self, specs: Iterable[IndexSpec]) -> None:
+        """Nothing to do: Chroma indexes every metadata key itself."""
+        for _ in specs:
+            pass
+
+    def close(self) -> None:
+        """Nothing to release: the chromadb client belongs to the caller."""
+
+    def __enter__(self) -> ChromaStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ChromaStore(collection={self.collection!r}, dim={self._dim})"
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _space(self) -> str:
+        configuration = getattr(self._collection, "configuration_json", None) or {}
+        hnsw = configuration.get("hnsw") or {}
+        space = hnsw.get("space")
+        if space is None:  # an older collection: the legacy metadata key
+            space = (self._collection.metadata or {}).get("hnsw:space", "l2")
+        return str(space)
+
+    def _read_dim(self) -> int:
+        try:
+            sample = self._collection.peek(1)
+        except Exception as exc:
+            raise self._error("reading the vector size of", exc) from exc
+        embeddings = sample.get("embeddings")
+        if embeddings is None or len(embeddings) == 0:
+            raise StoreError(f"Chroma collection {self.collection!r} is empty: pass dim=")
+        return len(embeddings[0])
+
+    def _score(self, distance: Any) -> float:
+        d = float(distance)
+        if self.distance == "euclid":  # Chroma's l2 is the squared distance
+            return math.sqrt(max(d, 0.0))
+        return 1.0 - d  # cosine: 1 - cos; ip: 1 - dot
+
+    def _exhaustive(
+        self, query: list[float], limit: int, where: dict[str, Any] | None
+    ) -> list[StoredChunk]:
+        try:
+            result = self._collection.get(
+                where=where, include=["documents", "metadatas", "embeddings"]
+            )
+        except Exception as exc:
+            raise self._error("search", exc) from exc
+        ids = result["ids"]
+        if not ids:
+            return []
+        matrix = np.asarray(result["embeddings"], dtype=np.float64)
+        q = np.asarray(query, dtype=np.float64)
+        if self.distance == "cosine":
+            norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(q)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scores = np.where(norms > 0, (matrix @ q) / np.where(norms > 0, norms, 1), 0.0)
+            order = np.argsort(-scores, kind="stable")
+        elif self.distance == "dot":
+            scores = matrix @ q
+            order = np.argsort(-scores, kind="stable")
+        else:
+            scores = np.linalg.norm(matrix - q, axis=1)
+            order = np.argsort(scores, kind="stable")
+        documents = _column(result.get("documents"), len(ids))
+        metadatas = _column(result.get("metadatas"), len(ids))
+        return [
+            self._stored(ids[i], documents[i], metadatas[i], float(scores[i]))
+            for i in order[:limit]
+        ]
+
+    def _write(
+        self,
+        ids: list[str],
+        documents: list[str],
+        metadatas: list[dict[str, Any]],
+        embeddings: list[list[float]],
+    ) -> None:
+        try:
+            self._collection.upsert(
+                ids=ids,
+                documents=documents,
+                # Chroma refuses an empty metadata dict and keeps None for it.
+                metadatas=[m or None for m in metadatas],  # type: ignore[misc]
+                embeddings=embeddings,  # type: ignore[arg-type]
+            )
+        except Exception as exc:
+            raise self._error("upsert", exc) from exc
+
+    def _error(self, operation: str, exc: Exception) -> StoreError:
+        # chromadb's messages quote the values they were given: only the class goes in.
+        return StoreError(
+            f"Chroma {operation} on collection {self.collection!r} failed: {type(exc).__name__}"
+        )
+
+    @staticmethod
+    def _stored(raw_id: object, text: object, metadata: object, score: float) -> StoredChunk:
+        return StoredChunk(
+            id=str(raw_id),
+            score=0.0 if math.isnan(score) else score,
+            text=text if isinstance(text, str) else None,
+            metadata=_read_metadata(metadata),
+        )
+
+
+def _configuration(distance: str) -> Any:
+    """A new collection's configuration: the HNSW space for ``distance``."""
+    return {"hnsw": {"space": _SPACES[distance]}}
+
+
+def _named(exc: Exception) -> str:
+    """An error about a collection or a client (its text names no query or metadata value)."""
+    return f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+
+
+def _column(values: Any, n: int, *, nested: bool = False) -> list[Any]:
+    """A column of a Chroma result (``query`` nests them per query embedding)."""
+    if values is None:
+        return [None] * n
+    column = values[0] if nested else values
+    if len(column) != n:  # pragma: no cover - chromadb answers one entry per id
+        raise StoreError("Chroma returned columns of different lengths")
+    return list(column)
+
+
+def _best_first(hits: list[StoredChunk], *, lower_is_better: bool) -> list[StoredChunk]:
+    return sorted(hits, key=lambda h: h.score if lower_is_better else -h.score)
+
+
+def _read_metadata(metadata: object) -> dict[str, Any] | None:
+    if metadata is None:
+        return {}  # Chroma keeps an empty metadata as None
+    if not isinstance(metadata, Mapping):
+        return None
+    whole = metadata.get(METADATA_KEY)
+    if whole is not None:
+        if not isinstance(whole, str):
+            return None
+        try:
+            decoded = json.loads(whole)
+        except ValueError:
+            return None
+        return decoded if isinstance(decoded, dict) else None
+    return {k: v for k, v in metadata.items() if not str(k).startswith(RESERVED_PREFIX)}
+
+
+def _holdable(value: Any) -> bool:
+    """A scalar Chroma keeps as ragguard reads it."""
+    if isinstance(value, (bool, str)):
+        return True
+    if isinstance(value, int):
+        return INT64_MIN <= value <= INT64_MAX
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _flat(value: Any) -> tuple[Any, bool]:
+    """``(what to write, None to leave the key out; whether Chroma then sees the value as
+    ragguard reads it)``: ``None``, ``[]`` and ``[None]`` are absent, a missing key to
+    Chroma; ``None`` elements of a list are not read."""
+    if value is None:
+        return None, True
+    if not isinstance(value, list):
+        return (value, True) if _holdable(value) else (None, False)
+    elements = [v for v in value if v is not None]
+    if not elements:
+        return None, True
+    if not all(_holdable(v) for v in elements) or len({type(v) for v in elements}) != 1:
+        return None, False
+    return elements, True
+
+
+def _opaque_fields(metadata: Mapping[str, Any]) -> frozenset[str]:
+    """The attributes of ``metadata`` Chroma cannot hold as ragguard reads them: every
+    pushed-down condition on them admits the chunk (the documented superset)."""
+    canonical: dict[str, Any] = canonical_value(metadata, "metadata")
+    return frozenset(key for key, value in canonical.items() if not _flat(value)[1])
+
+
+def _flat_metadata(metadata: Mapping[str, Any], pid: str) -> dict[str, Any]:
+    try:
+        canonical: dict[str, Any] = canonical_value(metadata, f"chunk {pid} metadata")
+    except CanonicalizationError as exc:
+        raise StoreError(f"cannot store {exc.path}: it {exc.problem}") from None
+    flat: dict[str, Any] = {}
+    opaque: list[str] = []
+    for key, value in canonical.items():
+        if not isinstance(key, str) or key.startswith(RESERVED_PREFIX):
+            raise StoreError(
+                f"chunk {pid} metadata key {key!r}: keys starting with "
+                f"{RESERVED_PREFIX!r} are ChromaStore's own"
+            )
+        written, faithful = _flat(value)
+        if written is not None:
+            flat[key] = written
+        if not faithful:
+            opaque.append(key)
+    if flat != canonical:
+        flat[METADATA_KEY] = json.dumps(canonical, ensure_ascii=False, allow_nan=False)
+    if opaque:
+        flat[OPAQUE_KEY] = sorted(opaque)
+    return flat
