@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -11,7 +12,16 @@ from ragguard._canonical import CanonicalizationError, canonical_value
 from ragguard.exceptions import StoreError
 from ragguard.stores.base import StoredChunk
 
-__all__ = ["as_payload", "as_vector", "dense_vector", "not_a_vector", "stored_chunk"]
+__all__ = [
+    "LLAMAINDEX_NODE_KEYS",
+    "as_payload",
+    "as_vector",
+    "dense_vector",
+    "llamaindex_payload",
+    "not_a_vector",
+    "stored_chunk",
+    "stored_llamaindex_chunk",
+]
 
 
 def as_vector(vector: Sequence[float], dim: int) -> list[float]:
@@ -143,3 +153,53 @@ def dense_vector(raw: object, name: str | None, point: object) -> list[float]:
             f"{type(value).__name__})"
         )
     return value
+
+
+LLAMAINDEX_NODE_KEYS: Final = ("_node_content", "_node_type")
+"""Payload keys of LlamaIndex's Qdrant layout that are not the node's metadata."""
+
+
+def llamaindex_payload(
+    text: str, metadata: Any, chunk_id: object, pid: str | int
+) -> dict[str, Any]:
+    """The payload LlamaIndex's ``QdrantVectorStore`` writes for a ``TextNode``: the
+    metadata flat at the top level, the node as JSON under ``_node_content`` (its text
+    included), ``_node_type`` and the reference-document ids; LlamaIndex reads it back."""
+    payload = as_payload(text, metadata, chunk_id)["metadata"]
+    if any(key in payload for key in LLAMAINDEX_NODE_KEYS):
+        raise StoreError(
+            f"chunk {chunk_id!s} metadata uses a key LlamaIndex's layout keeps for itself "
+            f"({', '.join(LLAMAINDEX_NODE_KEYS)})"
+        )
+    node = {"id_": str(pid), "text": text, "metadata": dict(metadata), "class_name": "TextNode"}
+    return {
+        **payload,
+        "_node_content": json.dumps(node, ensure_ascii=False, allow_nan=False),
+        "_node_type": "TextNode",
+        "document_id": payload.get("document_id", "None"),
+        "doc_id": payload.get("doc_id", "None"),
+        "ref_doc_id": payload.get("ref_doc_id", "None"),
+    }
+
+
+def stored_llamaindex_chunk(raw_id: object, score: float, payload: object) -> StoredChunk:
+    """A :class:`StoredChunk` from a point LlamaIndex wrote: the text from the node JSON
+    under ``_node_content`` (or a top-level ``text``, LlamaIndex's legacy layout), the
+    metadata from the other top-level keys; unreadable fields become ``None``."""
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+    if isinstance(payload, dict):
+        content = payload.get("_node_content")
+        hidden: tuple[str, ...] = LLAMAINDEX_NODE_KEYS
+        if isinstance(content, str):
+            try:
+                node = json.loads(content)
+            except ValueError:
+                node = None
+            found = node.get("text") if isinstance(node, dict) else None
+            text = found if isinstance(found, str) else None
+        elif "_node_type" not in payload and isinstance(payload.get("text"), str):
+            text = payload["text"]
+            hidden = (*hidden, "text")
+        metadata = {k: v for k, v in payload.items() if k not in hidden}
+    return StoredChunk(id=str(raw_id), score=float(score), text=text, metadata=metadata)

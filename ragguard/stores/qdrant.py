@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from qdrant_client import AsyncQdrantClient, QdrantClient
 from qdrant_client import models as qm
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
-from ragguard.stores._points import as_payload, as_vector, dense_vector, stored_chunk
+from ragguard.stores._points import (
+    as_payload,
+    as_vector,
+    dense_vector,
+    llamaindex_payload,
+    stored_chunk,
+    stored_llamaindex_chunk,
+)
 from ragguard.stores._qdrant_filter import FilterTranslator
 from ragguard.stores.base import Chunk, IndexSpec, Pushdown, ScrollPage, StoredChunk, point_id
 
@@ -111,6 +118,10 @@ class QdrantStore:
     the other matching functions are then relaxed to no condition (post-checked). ``dim`` is read from the
     collection when not given (that needs the sync client). Errors from Qdrant surface
     as :class:`~ragguard.exceptions.StoreError` naming the collection and operation.
+
+    ``layout="llamaindex"`` reads and writes the payload LlamaIndex's
+    ``QdrantVectorStore`` uses: metadata at the top level (filters address ``<attr>``,
+    not ``metadata.<attr>``), the text inside the node JSON under ``_node_content``.
     """
 
     db_system_name: Final = "qdrant"
@@ -127,7 +138,10 @@ class QdrantStore:
         vector_name: str | None = None,
         distance: str | None = None,
         literal_matches: bool = True,
+        layout: Literal["langchain", "llamaindex"] = "langchain",
     ) -> None:
+        if layout not in ("langchain", "llamaindex"):
+            raise ValueError(f"unknown layout {layout!r}; choose 'langchain' or 'llamaindex'")
         if client is None and async_client is None:
             raise ValueError("QdrantStore needs a client, an async_client, or both")
         if not collection:
@@ -138,8 +152,11 @@ class QdrantStore:
         self.content_key = content_key
         self.metadata_key = metadata_key
         self.vector_name = vector_name
+        self.layout = layout
+        # LlamaIndex's QdrantVectorStore keeps the metadata at the top level of the payload.
+        self._prefix = "" if layout == "llamaindex" else metadata_key + "."
         self._filters = FilterTranslator(
-            _ClientFilters(), key_prefix=metadata_key + ".", literal_matches=literal_matches
+            _ClientFilters(), key_prefix=self._prefix, literal_matches=literal_matches
         )
         if distance is not None and distance not in _DISTANCES:
             raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(_DISTANCES)}")
@@ -313,7 +330,9 @@ class QdrantStore:
                 qm.PointStruct(
                     id=pid,
                     vector={self.vector_name: vector} if self.vector_name else vector,
-                    payload=as_payload(
+                    payload=llamaindex_payload(chunk.text, chunk.metadata, chunk.id, pid)
+                    if self.layout == "llamaindex"
+                    else as_payload(
                         chunk.text,
                         chunk.metadata,
                         chunk.id,
@@ -352,7 +371,7 @@ class QdrantStore:
                 schema = qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True)
             try:
                 client.create_payload_index(
-                    self.collection, f"{self.metadata_key}.{spec.field}", field_schema=schema
+                    self.collection, f"{self._prefix}{spec.field}", field_schema=schema
                 )
             except Exception as exc:
                 raise self._error("create_payload_indexes", exc) from exc
@@ -395,16 +414,7 @@ class QdrantStore:
         }
 
     def _page(self, records: Sequence[Any], next_offset: Any) -> ScrollPage:
-        chunks = [
-            stored_chunk(
-                r.id,
-                0.0,
-                r.payload,
-                content_key=self.content_key,
-                metadata_key=self.metadata_key,
-            )
-            for r in records
-        ]
+        chunks = [self._stored(r.id, 0.0, r.payload) for r in records]
         offset = next_offset if isinstance(next_offset, (str, int)) else None
         return ScrollPage(chunks, offset)
 
@@ -452,6 +462,8 @@ class QdrantStore:
         return StoreError(f"Qdrant {operation} on collection {self.collection!r} failed: {exc}")
 
     def _stored(self, raw_id: object, score: float, payload: object) -> StoredChunk:
+        if self.layout == "llamaindex":
+            return stored_llamaindex_chunk(raw_id, score, payload)
         return stored_chunk(
             raw_id, score, payload, content_key=self.content_key, metadata_key=self.metadata_key
         )
