@@ -22,6 +22,14 @@ EXPECTED: dict[str, list[str]] = {
         "== bob (finance, clearance 3)",
         "grounded in: Board of directors minutes",
     ],
+    "llamaindex_retriever.py": [
+        "An unbound retriever refuses to search: SubjectError",
+        "== alice (engineering, clearance 1)",
+        "verified, released by",
+        "== bob (finance, clearance 3)",
+        "[Board of directors minutes",
+        "line 9: p, finance_manager",
+    ],
     "quickstart.py": [
         "alice asks:",
         "[acme/engineering/L1] On-call runbook",
