@@ -25,7 +25,7 @@ from ragguard._canonical import CanonicalizationError, canonical_value
 from ragguard.exceptions import MissingDependencyError, StoreError
 from ragguard.policy import ir
 from ragguard.stores._points import as_vector
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk, point_id
+from ragguard.stores.base import Chunk, IndexSpec, Pushdown, ScrollPage, StoredChunk, point_id
 
 try:
     import chromadb
@@ -65,7 +65,9 @@ class ChromaStore:
     Qdrant stores. ``dim`` is read from a stored embedding when not given.
 
     Chroma searches its HNSW index; ``exact=True`` ranks every row the filter selects
-    exhaustively instead (the rows' embeddings are fetched and scored with numpy). Errors
+    exhaustively instead (the rows' embeddings are fetched and scored with numpy). It is a
+    :class:`~ragguard.stores.base.ScrollingStore`, so the guard finishes a relaxed
+    pushdown's search exactly. Errors
     become :class:`~ragguard.exceptions.StoreError` naming the collection and the operation,
     never the query, its vector or a metadata value.
     """
@@ -179,9 +181,7 @@ class ChromaStore:
         if pushdown.matches_nothing or limit <= 0:
             return []
         query = as_vector(vector, self._dim)
-        where = pushdown.native
-        if where is not None and not isinstance(where, dict):
-            raise StoreError("the pushdown was not made by a ChromaStore")
+        where = self._where(pushdown)
         if exact:
             return self._exhaustive(query, limit, where)
         try:
@@ -213,6 +213,54 @@ class ChromaStore:
     ) -> list[StoredChunk]:
         """Async :meth:`search` (in a worker thread: chromadb's client is synchronous)."""
         return await asyncio.to_thread(self.search, vector, limit, pushdown, exact=exact)
+
+    def scroll(self, pushdown: Pushdown, limit: int, offset: str | int | None = None) -> ScrollPage:
+        """Up to ``limit`` rows matching ``pushdown`` from ``offset`` (a row count) on, in
+        Chroma's storage order (see :class:`~ragguard.stores.base.ScrollingStore`)."""
+        if pushdown.matches_nothing or limit <= 0:
+            return ScrollPage([], None)
+        where = self._where(pushdown)
+        start = offset if isinstance(offset, int) and not isinstance(offset, bool) else 0
+        try:
+            result = self._collection.get(
+                where=where, limit=limit, offset=start, include=["documents", "metadatas"]
+            )
+        except Exception as exc:
+            raise self._error("scroll", exc) from exc
+        ids = result["ids"]
+        documents = _column(result.get("documents"), len(ids))
+        metadatas = _column(result.get("metadatas"), len(ids))
+        chunks = [
+            self._stored(i, doc, md, 0.0)
+            for i, doc, md in zip(ids, documents, metadatas, strict=True)
+        ]
+        return ScrollPage(chunks, start + len(ids) if len(ids) == limit else None)
+
+    async def ascroll(
+        self, pushdown: Pushdown, limit: int, offset: str | int | None = None
+    ) -> ScrollPage:
+        """Async :meth:`scroll` (in a worker thread)."""
+        return await asyncio.to_thread(self.scroll, pushdown, limit, offset)
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """The stored embeddings of these rows, by id (missing ones left out)."""
+        if not ids:
+            return {}
+        try:
+            result = self._collection.get(ids=list(dict.fromkeys(ids)), include=["embeddings"])
+        except Exception as exc:
+            raise self._error("vectors", exc) from exc
+        embeddings = result.get("embeddings")
+        if embeddings is None:
+            return {}
+        return {
+            str(i): [float(x) for x in vector]
+            for i, vector in zip(result["ids"], embeddings, strict=True)
+        }
+
+    async def avectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """Async :meth:`vectors` (in a worker thread)."""
+        return await asyncio.to_thread(self.vectors, ids)
 
     def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
         """Write chunks (insert or overwrite by id) in batches; returns their ids.
@@ -301,6 +349,13 @@ class ChromaStore:
         if space is None:  # an older collection: the legacy metadata key
             space = (self._collection.metadata or {}).get("hnsw:space", "l2")
         return str(space)
+
+    @staticmethod
+    def _where(pushdown: Pushdown) -> dict[str, Any] | None:
+        where = pushdown.native
+        if where is not None and not isinstance(where, dict):
+            raise StoreError("the pushdown was not made by a ChromaStore")
+        return where
 
     def _read_dim(self) -> int:
         try:

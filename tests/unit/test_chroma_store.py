@@ -438,3 +438,66 @@ async def test_guard_asearch_equals_search(client: Any) -> None:
     asynchronous = await guard.asearch(subject, [1.0, 0, 0, 0], 4)
     assert [h.id for h in asynchronous] == [h.id for h in sync]
     assert len(sync) == 4
+
+
+def test_scroll_pages_cover_the_filter_once_and_vectors_come_back(client: Any) -> None:
+    store = rg.ChromaStore.create(client, _name(), dim=DIM)
+    assert isinstance(store, rg.stores.ScrollingStore)
+    store.upsert(
+        rg.Chunk("t", {"dept": ["hr", "legal"][i % 2]}, [1.0, i, 0, 0], id=i) for i in range(25)
+    )
+    pushdown = store.translate(ir.Eq("dept", "hr"))
+    seen: list[str] = []
+    offset: str | int | None = None
+    while True:
+        page = store.scroll(pushdown, 4, offset)
+        seen.extend(c.id for c in page.chunks)
+        if page.next_offset is None:
+            break
+        offset = page.next_offset
+    assert sorted(seen, key=int) == [str(i) for i in range(0, 25, 2)]
+    vectors = store.vectors(["3", "missing"])
+    assert list(vectors) == ["3"]
+    assert vectors["3"] == pytest.approx([1.0, 3.0, 0.0, 0.0])
+
+
+RANGE_MODEL = """
+[request_definition]
+r = sub, obj, act
+[policy_definition]
+p = role, act
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = r.obj.level <= r.sub.clearance && r.act == p.act
+"""
+
+
+def test_a_relaxed_pushdown_is_finished_exactly_by_scanning(client: Any) -> None:
+    """Range is relaxed in Chroma: the guard scrolls the store (ScrollingStore) and still
+    releases exactly numpy's authorised top-k for a subject who may read 0.5 %."""
+    rng = np.random.default_rng(3)
+    n, k = 2000, 10
+    vectors = rng.standard_normal((n, DIM))
+    levels = [0 if i % 200 == 0 else 5 for i in range(n)]
+    store = rg.ChromaStore.create(client, _name(), dim=DIM)
+    store.upsert(
+        rg.Chunk("t", {"level": level}, list(v), id=i)
+        for i, (level, v) in enumerate(zip(levels, vectors, strict=True))
+    )
+    # one over-fetch round: only the scan (ScrollingStore) can find the 10 authorised rows
+    policy = rg.Policy.from_casbin(RANGE_MODEL, "p, any, read\n")
+    guard = rg.Guard(policy, store, max_fetch_rounds=1)
+    assert (
+        rg.Guard(policy, store, max_fetch_rounds=1, max_scan=0).search(
+            rg.Subject(id="low", attributes={"clearance": 1}), [1.0, 0, 0, 0], k
+        )
+        == []
+    )
+    subject = rg.Subject(id="low", attributes={"clearance": 1})
+    assert not store.translate(guard.plan(subject).filter).exact  # the Range is relaxed
+    query = rng.standard_normal(DIM)
+    scores = (vectors / np.linalg.norm(vectors, axis=1)[:, None]) @ (query / np.linalg.norm(query))
+    best = sorted((i for i in range(n) if levels[i] == 0), key=lambda i: -scores[i])[:k]
+    hits = guard.search(subject, list(query), k)
+    assert [int(h.id) for h in hits] == best
