@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -501,3 +501,65 @@ def test_a_relaxed_pushdown_is_finished_exactly_by_scanning(client: Any) -> None
     best = sorted((i for i in range(n) if levels[i] == 0), key=lambda i: -scores[i])[:k]
     hits = guard.search(subject, list(query), k)
     assert [int(h.id) for h in hits] == best
+
+
+# -- a Chroma server (chromadb's own `chroma run`) -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """``chroma run`` in a subprocess on a free port; skipped, with the reason, without it."""
+    import shutil
+    import socket
+    import time
+
+    executable = shutil.which("chroma", path=os.path.dirname(sys.executable)) or shutil.which(
+        "chroma"
+    )
+    if executable is None:
+        pytest.skip("chromadb's `chroma` command is not installed: no server to test on")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = tmp_path_factory.mktemp("chroma-server")
+    server = subprocess.Popen(
+        [executable, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                chromadb.HttpClient(host="127.0.0.1", port=port).heartbeat()
+                break
+            except Exception:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.skip("`chroma run` did not come up within 30 s")
+                time.sleep(0.2)
+        yield "127.0.0.1", port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_chroma_server_has_the_embedded_engines_semantics(
+    chroma_server: tuple[str, int],
+) -> None:
+    """``ChromaStore.http``: the typed cases and a guarded search, through the server."""
+    host, port = chroma_server
+    name = _name()
+    rg.ChromaStore.create(chromadb.HttpClient(host=host, port=port), name, dim=DIM)
+    store = rg.ChromaStore.http(host, port, collection=name, dim=DIM)
+    store.upsert(
+        rg.Chunk(text=key, metadata=md, vector=[1.0, 0.0, 0.0, 0.0], id=key)
+        for key, md in ROWS.items()
+    )
+    for expr, expected in CASES:
+        pushdown = store.translate(expr)
+        for exact in (True, False):
+            found = {h.text for h in store.search([1.0, 0, 0, 0], len(ROWS), pushdown, exact=exact)}
+            assert found - OPAQUE == expected - OPAQUE, expr
+            assert found >= OPAQUE
+    assert {c.text: c.metadata for c in store.get(list(ROWS))} == ROWS
+    assert (store.dim, store.distance) == (DIM, "cosine")
