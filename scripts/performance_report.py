@@ -693,6 +693,8 @@ def replicas_section(infos: Sequence[Mapping[str, Any]]) -> str:
                 p,
                 f[f"{p} processes /s"],
                 f.get(f"{p} processes / 1", 1.0 if p == counts[0] else None),
+                f.get(f"{p} processes cores used"),
+                f.get(f"{p} processes searches per cpu-s"),
             )
             for p in counts
         ]
@@ -709,7 +711,16 @@ def replicas_section(infos: Sequence[Mapping[str, Any]]) -> str:
             f"load average {cell(float(before[0]))} / {cell(float(before[1]))} / "
             f"{cell(float(before[2]))} before, {cell(float(after[0]))} / "
             f"{cell(float(after[1]))} / {cell(float(after[2]))} after (1 / 5 / 15 min).\n\n"
-            + table(["processes", "searches/s (total)", "vs 1 process"], rows)
+            + table(
+                [
+                    "processes",
+                    "searches/s (total)",
+                    "vs 1 process",
+                    "CPU cores the workers got",
+                    "searches per CPU-second",
+                ],
+                rows,
+            )
             + "\n\n"
             + table(
                 [

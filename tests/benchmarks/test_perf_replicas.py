@@ -77,19 +77,18 @@ def _worker(replica_dir: str, source: str, conn: Connection) -> None:
         if command is None:
             break
         deadline = time.perf_counter() + float(command)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         count = 0
         while time.perf_counter() < deadline:
             guard.search(probe.subject, queries[i % len(queries)], K)
             i += 1
             count += 1
-        conn.send(count / (time.perf_counter() - started))
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        conn.send((count / wall, cpu / wall, count / cpu if cpu else 0.0))
     replica.close()
 
 
-def test_replica_throughput_and_costs(
-    benchmark: Any, corpora: Corpora, tmp_path: Path
-) -> None:
+def test_replica_throughput_and_costs(benchmark: Any, corpora: Corpora, tmp_path: Path) -> None:
     corpus = corpora.get(SIZE)
     primary = corpus.store
     snapshots = tmp_path / "snapshots"
@@ -130,13 +129,18 @@ def test_replica_throughput_and_costs(
         workers.append(process)
     rss = [pipe.recv() for pipe in pipes]
     rates: dict[int, list[float]] = {p: [] for p in PROCESSES}
+    cores: dict[int, list[float]] = {p: [] for p in PROCESSES}
+    per_cpu_s: dict[int, list[float]] = {p: [] for p in PROCESSES}
 
     def measure_all() -> None:
         for _ in range(ROUNDS):
             for p in PROCESSES:
                 for pipe in pipes[:p]:
                     pipe.send(WINDOW)
-                rates[p].append(sum(pipe.recv() for pipe in pipes[:p]))
+                answers = [pipe.recv() for pipe in pipes[:p]]
+                rates[p].append(sum(a[0] for a in answers))
+                cores[p].append(sum(a[1] for a in answers))
+                per_cpu_s[p].append(median([a[2] for a in answers]))
 
     try:
         benchmark.pedantic(measure_all, rounds=1, iterations=1)
@@ -164,6 +168,10 @@ def test_replica_throughput_and_costs(
     one = rates[PROCESSES[0]]
     for p in PROCESSES:
         report.figure(f"{p} processes /s", round(median(rates[p]), 1))
+        # CPU the workers got (cores busy, summed) and searches per CPU-second: on a
+        # shared machine the first says how much a second process could run at all.
+        report.figure(f"{p} processes cores used", round(median(cores[p]), 2))
+        report.figure(f"{p} processes searches per cpu-s", round(median(per_cpu_s[p]), 1))
         if p == PROCESSES[0]:
             continue
         ratio = median([many / single for many, single in zip(rates[p], one, strict=True)])

@@ -255,7 +255,7 @@ def test_renders_the_replica_section_with_the_load_it_ran_under() -> None:
     }
     text = script.replicas_section([{"params": {"size": 100000}, "figures": figures}])
     assert "## 7. Worker processes on read replicas" in text
-    assert "| 2 | 850 | 1.70 |" in text
+    assert "| 2 | 850 | 1.70 | n/m | n/m |" in text
     assert "load average 5.50 / 4.00 / 3.00 before, 6.25 / 4.50 / 3.50 after" in text
     assert "| 1.25 | 310 | 305 | 0.5 | 20.0 | 1.50 | 432 |" in text
     assert script.replicas_section([]) == ""
