@@ -190,6 +190,7 @@ class EdgeStore:
         # Set on replicas (open_replica): read-only, serving a snapshot version.
         self._replica: _ReplicaState | None = None
         self._served = threading.local()
+        self._snapshotting = threading.Lock()
 
     # -- opening --------------------------------------------------------------------------
 
@@ -405,26 +406,32 @@ class EdgeStore:
         """
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 2:
             raise ValueError(f"keep must be an integer >= 2, got {keep!r}")
+        if self._replica is not None:
+            raise StoreError(f"snapshot on a read-only replica ({self.path}); snapshot the primary")
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
-        with self._open_shard("snapshot") as shard:
-            shard.flush()
-            sequence = _latest_sequence(target) + 1
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-            version = f"{_SNAPSHOT_PREFIX}{sequence:08d}-{stamp}"
-            manifest = {
-                "version": version,
-                "created_at": datetime.now(timezone.utc).isoformat(),
-                "points": int(shard.info().points_count),
-                "dim": self._dim,
-                "distance": self.distance,
-            }
-            _copy_shard(self.path, target / version, f"snapshotting {self.path} into {target}")
+        # Shared access keeps writes (exclusive) out while searches go on; the snapshot
+        # lock keeps two snapshots of this store from taking the same sequence number.
+        with self._snapshotting:
+            with self._open_shard("snapshot", shared=True) as shard:
+                shard.flush()
+                sequence = _latest_sequence(target) + 1
+                stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+                version = f"{_SNAPSHOT_PREFIX}{sequence:08d}-{stamp}"
+                manifest = {
+                    "version": version,
+                    "created_at": datetime.now(timezone.utc).isoformat(),
+                    "points": int(shard.info().points_count),
+                    "dim": self._dim,
+                    "distance": self.distance,
+                }
+                _copy_shard(self.path, target / version, f"snapshotting {self.path} into {target}")
             _write_atomically(
                 target / version / _SNAPSHOT_MANIFEST, json.dumps(manifest, sort_keys=True)
             )
-        _write_atomically(target / _SNAPSHOT_LATEST, version + "\n")
-        _prune_snapshots(target, keep)
+            # Publishing: LATEST names only whole snapshots, newest last.
+            _write_atomically(target / _SNAPSHOT_LATEST, version + "\n")
+            _prune_snapshots(target, keep)
         return version
 
     @classmethod
@@ -506,6 +513,7 @@ class EdgeStore:
             with self._access.exclusive():
                 if self._closed:
                     fresh.shard.close()
+                    shutil.rmtree(shard_dir, ignore_errors=True)
                     raise StoreError(f"refresh on a closed EdgeStore ({self.path})")
                 old_shard, old_path = self.shard, self.path
                 self.shard, self.path = fresh.shard, shard_dir

@@ -129,6 +129,30 @@ def test_snapshot_keeps_only_the_newest(primary: rg.EdgeStore, tmp_path: Path) -
         primary.snapshot(snaps, keep=1)
 
 
+def test_concurrent_snapshots_get_distinct_versions_and_searches_go_on(
+    primary: rg.EdgeStore, tmp_path: Path
+) -> None:
+    snaps = tmp_path / "snaps"
+    versions: list[str] = []
+    searched: list[int] = []
+
+    def snapshot() -> None:
+        versions.append(primary.snapshot(snaps, keep=10))
+
+    def search() -> None:
+        searched.append(len(_everything(primary)))
+
+    threads = [threading.Thread(target=snapshot) for _ in range(3)]
+    threads += [threading.Thread(target=search) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(versions)) == 3
+    assert searched == [POINTS] * 3
+    assert (snaps / "LATEST").read_text().strip() == max(versions)
+
+
 def test_one_process_per_replica_directory(primary: rg.EdgeStore, tmp_path: Path) -> None:
     primary.snapshot(tmp_path / "snaps")
     replica = rg.EdgeStore.open_replica(tmp_path / "r1", source=tmp_path / "snaps")
