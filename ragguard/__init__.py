@@ -16,7 +16,12 @@ from importlib.metadata import version as _distribution_version
 from typing import TYPE_CHECKING, Any
 
 from ragguard.audit import JsonlAuditLog
-from ragguard.budget import BudgetBackend, InMemoryBudgetBackend, ReleaseBudget
+from ragguard.budget import (
+    BudgetBackend,
+    InMemoryBudgetBackend,
+    RedisBudgetBackend,
+    ReleaseBudget,
+)
 from ragguard.exceptions import (
     AuditError,
     BudgetError,
@@ -95,6 +100,7 @@ __all__ = [
     "QdrantStore",
     "QueryError",
     "RagGuardError",
+    "RedisBudgetBackend",
     "ReleaseBudget",
     "Retrieval",
     "Screen",

@@ -11,9 +11,11 @@ window, and withholds hits whose similarity score is too low to be an answer::
 A search either releases all of its hits within the budget or raises
 :class:`~ragguard.exceptions.BudgetExceededError` and releases nothing; the denial is
 traced and audited like any other. The count lives in a :class:`BudgetBackend`:
-:class:`InMemoryBudgetBackend` (the default) for one process; implement the one-method
-protocol over a shared store (Redis, a database) for several processes or hosts
-(``docs/screens-and-budgets.md`` has a Redis sketch).
+:class:`InMemoryBudgetBackend` (the default) counts in **this process only** — each
+worker process of a web server would grant its own full budget; with several
+processes or hosts use :class:`RedisBudgetBackend` (``pip install 'ragguard[redis]'``),
+one count for all of them, or implement the one-method protocol over another shared
+store.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from __future__ import annotations
 import math
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from ragguard.exceptions import BudgetError, BudgetExceededError, RagGuardError
 
-__all__ = ["BudgetBackend", "InMemoryBudgetBackend", "ReleaseBudget"]
+__all__ = ["BudgetBackend", "InMemoryBudgetBackend", "RedisBudgetBackend", "ReleaseBudget"]
 
 _SWEEP_EVERY = 4096
 
@@ -50,12 +53,19 @@ class BudgetBackend(Protocol):
 
 
 class InMemoryBudgetBackend:
-    """Sliding-window release counts in this process, safe to share between threads.
+    """Sliding-window release counts **in this process only**, safe to share between threads.
+
+    Per-process scope: every process (each worker of a gunicorn/uvicorn server, each
+    host) keeps its own counts, so N processes together release up to N times the
+    budget. Share one instance between the guards of a process; across processes use
+    :class:`RedisBudgetBackend`. ``scope`` says which kind a backend is.
 
     Memory is bounded: a subject keeps at most one entry per search that released
     chunks within the window (so at most ``limit`` entries), and subjects whose window
     is empty are dropped.
     """
+
+    scope: Final = "process"
 
     def __init__(self) -> None:
         self._windows: dict[str, tuple[deque[tuple[float, int]], list[int]]] = {}
@@ -113,6 +123,128 @@ class InMemoryBudgetBackend:
             del self._windows[subject]
 
 
+# KEYS[1]: the subject's sorted set; ARGV: now, window_seconds, limit, n, a unique
+# member suffix, and "1" to use the server's clock instead of ``now``. Members are
+# "<n>:<suffix>" scored by their time; the window is (now - window_seconds, now].
+_REDIS_CONSUME: Final = """
+local now = tonumber(ARGV[1])
+if ARGV[6] == '1' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  used = used + tonumber(string.match(member, '^(%d+):'))
+end
+if used + n > limit then return 0 end
+if n > 0 then
+  redis.call('ZADD', KEYS[1], string.format('%.6f', now), n .. ':' .. ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
+end
+return 1
+"""
+
+
+class RedisBudgetBackend:
+    """Release counts in Redis, shared by every process and host that uses the server.
+
+    ::
+
+        backend = rg.RedisBudgetBackend.from_url("redis://localhost:6379/0")
+        budget = rg.ReleaseBudget(max_chunks=200, window_seconds=3600, backend=backend)
+
+    Each subject's window is one sorted set (``<prefix><subject id>``); the check and
+    the record run in one Lua script, so concurrent searches in any number of
+    processes never release more than ``limit`` in a window. Keys expire one window
+    after their last release. ``server_time=True`` (the default) takes ``now`` from the
+    Redis server's clock, so hosts with skewed clocks (or the guard's default
+    ``time.monotonic``, which differs between processes on different hosts) still
+    share one window; ``server_time=False`` uses the ``now`` the budget passes.
+
+    Any Redis failure (server down, timeout, script error) raises out of
+    :meth:`consume`; :class:`ReleaseBudget` turns it into
+    :class:`~ragguard.exceptions.BudgetError` and the guard releases nothing. Needs the
+    ``redis`` package (``pip install 'ragguard[redis]'``), imported only by
+    :meth:`from_url`; ``client`` may be any ``redis.Redis`` (or compatible) client.
+    """
+
+    scope: Final = "shared"
+
+    def __init__(
+        self, client: Any, *, prefix: str = "ragguard:budget:", server_time: bool = True
+    ) -> None:
+        if not prefix:
+            raise ValueError("prefix must not be empty")
+        self.client = client
+        self.prefix = prefix
+        self.server_time = server_time
+        self._script = client.register_script(_REDIS_CONSUME)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "ragguard:budget:",
+        server_time: bool = True,
+        timeout_seconds: float = 2.0,
+    ) -> RedisBudgetBackend:
+        """A backend over a new client for ``url`` (``redis://host:port/db``,
+        ``rediss://`` for TLS, ``unix:///path``); connecting and each command give up
+        after ``timeout_seconds``."""
+        try:
+            import redis
+        except ImportError as exc:
+            raise ImportError(
+                "RedisBudgetBackend needs the redis package: pip install 'ragguard[redis]'"
+            ) from exc
+        client = redis.Redis.from_url(
+            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+        )
+        return cls(client, prefix=prefix, server_time=server_time)
+
+    def consume(
+        self, subject_id: str, n: int, now: float, *, limit: int, window_seconds: float
+    ) -> bool:
+        """See :meth:`BudgetBackend.consume` (one atomic Lua script)."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        args = [
+            repr(float(now)),
+            repr(float(window_seconds)),
+            int(limit),
+            int(n),
+            uuid.uuid4().hex,
+            "1" if self.server_time else "0",
+        ]
+        answer = self._script(keys=[self.prefix + subject_id], args=args)
+        if answer not in (0, 1):
+            raise BudgetError(f"the Redis budget script answered {answer!r}, not 0 or 1")
+        return bool(answer == 1)
+
+    def used(self, subject_id: str, now: float | None = None, *, window_seconds: float) -> int:
+        """Releases on record for ``subject_id`` in the window ending at ``now``
+        (the server's clock when ``server_time`` or ``now`` is None)."""
+        if self.server_time or now is None:
+            seconds, micros = self.client.time()
+            now = float(seconds) + float(micros) / 1e6
+        members = self.client.zrangebyscore(
+            self.prefix + subject_id, f"({now - window_seconds!r}", "+inf"
+        )
+        total = 0
+        for member in members:
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            total += int(text.partition(":")[0])
+        return total
+
+    def __repr__(self) -> str:
+        return f"RedisBudgetBackend(prefix={self.prefix!r}, server_time={self.server_time})"
+
+
 class ReleaseBudget:
     """Per-subject release limits for :class:`ragguard.Guard` (``budget=``).
 
@@ -123,8 +255,9 @@ class ReleaseBudget:
       trace and audit). Scores are the store's similarity (higher is closer: cosine,
       dot); a NaN score is below every minimum. ``None``: no minimum.
     * ``backend`` — where counts live (default :class:`InMemoryBudgetBackend`, one per
-      budget); ``clock`` — seconds, monotonic by default; use ``time.time`` with a
-      backend shared between hosts.
+      budget, counting in this process only; :class:`RedisBudgetBackend` for one count
+      across processes and hosts); ``clock`` — seconds, monotonic by default; use
+      ``time.time`` with a shared backend that does not keep its own clock.
 
     ::
 

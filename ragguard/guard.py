@@ -134,6 +134,9 @@ class Retrieval:
     rounds: int
     truncated: bool
     duration_s: float
+    # The store's optional ``data_version`` (the snapshot a replica serves), read
+    # after the search; None for stores without one.
+    data_version: str | None = None
 
 
 @runtime_checkable
@@ -665,6 +668,7 @@ class Guard:
             rounds=fetch.rounds,
             truncated=fetch.truncated,
             duration_s=time.perf_counter() - started,
+            data_version=_data_version(self.store),
         )
         self._tracer.finished(span, retrieval)
         if fetch.scan is not None:
@@ -768,3 +772,13 @@ def _scores(
 def _query_digest(vector: npt.NDArray[np.float64]) -> str:
     """SHA-256 of the query vector as float32 bytes (what the audit records, never the text)."""
     return hashlib.sha256(vector.astype(np.float32).tobytes()).hexdigest()
+
+
+def _data_version(store: object) -> str | None:
+    """The store's optional ``data_version`` attribute (e.g. an EdgeStore replica's
+    snapshot), for traces and audit records; anything but a non-empty string is None."""
+    try:
+        version = getattr(store, "data_version", None)
+    except Exception:  # a failing property must not fail a retrieval that already ran
+        return None
+    return version if isinstance(version, str) and version else None

@@ -33,6 +33,7 @@ attribute                          type        meaning
 ``ragguard.fetch.truncated``       boolean     the search stopped before it was exact
 ``ragguard.fetch.scanned``         int         points read by the exact finish (scan)
 ``ragguard.decision.id``           string      the audit record's ``decision_id``
+``ragguard.data_version``          string      the snapshot a replica served, if any
 ``error.type``                     string      exception class, when the search failed
 ``gen_ai.retrieval.documents``     string      opt-in: JSON ``[{id, score}]`` of released
 =================================  ==========  =============================================
@@ -307,6 +308,8 @@ class RetrievalTracer:
             "ragguard.fetch.truncated": retrieval.truncated,
             "ragguard.decision.id": retrieval.decision_id,
         }
+        if retrieval.data_version is not None:
+            attributes["ragguard.data_version"] = retrieval.data_version
         if self.capture_content:
             attributes["gen_ai.retrieval.documents"] = json.dumps(
                 [{"id": hit.id, "score": float(hit.score)} for hit in retrieval.released]

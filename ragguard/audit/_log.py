@@ -197,13 +197,18 @@ class JsonlAuditLog:
     def _body(self, retrieval: Retrieval) -> dict[str, Any]:
         # Keys are inserted in sorted order so that the fast unsorted encoder writes the
         # canonical form (the verifier re-sorts; tests pin that both agree). ``prev_hash``
-        # and ``seq`` are filled in under the lock.
+        # and ``seq`` are filled in under the lock. ``data_version`` is written only when
+        # the store has one (a replica), so other records keep their exact form.
         subject = retrieval.subject
         plan = retrieval.plan
+        versioned = (
+            {} if retrieval.data_version is None else {"data_version": retrieval.data_version}
+        )
         return {
             "action": plan.action,
             "alg": self._alg,
             "data_source": self.data_source,
+            **versioned,
             "decision_id": retrieval.decision_id,
             "denied": [_denied(hit) for hit in retrieval.withheld],
             "duration_ms": round(retrieval.duration_s * 1000.0, 3),

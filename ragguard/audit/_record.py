@@ -186,5 +186,8 @@ class AuditRecord(_Frozen):
     duration_ms: float
     host: str | None = None
     data_source: str | None = None
+    data_version: str | None = Field(
+        default=None, description="the snapshot an EdgeStore replica served (absent otherwise)"
+    )
     prev_hash: str
     hash: str

@@ -19,12 +19,24 @@ half-made shard under the name; the engine writes through memory maps, where a f
 disk is a SIGBUS that kills the process, so ``create``, ``open``, ``upsert``,
 ``optimize`` and ``create_payload_indexes`` first check the free space against what the
 engine will need and raise :class:`StoreError` naming the shortfall.
+
+Serving from several processes (docs/stores.md "Serving with several worker
+processes"): ``EdgeShard.query`` holds the GIL for the whole search and a shard
+directory opens in one process only, so one process searches on one core. The
+ingesting process (the *primary*) publishes snapshots with :meth:`EdgeStore.snapshot`;
+each worker process serves its own read-only copy, :meth:`EdgeStore.open_replica`, and
+swaps in the newest snapshot with :meth:`EdgeStore.refresh`. ::
+
+    primary.snapshot("data/snapshots")                       # after ingesting
+    replica = rg.EdgeStore.open_replica("data/replicas/w1", source="data/snapshots")
+    replica.refresh()                                        # later: True if it changed
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -33,6 +45,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -78,6 +91,15 @@ _INDEX_POINT_BYTES: Final = 64
 # from a sibling cannot work).
 _STAGING_INFIX: Final = ".creating-"
 _CREATING_MARKER: Final = ".ragguard-creating"
+# Snapshots (EdgeStore.snapshot) live in a directory of version-named shard copies,
+# each with a manifest, and a LATEST file naming the newest; a replica directory holds
+# the copy it serves, a lock file (one process per replica directory), and staging
+# directories while a copy is made.
+_SNAPSHOT_MANIFEST: Final = "ragguard-snapshot.json"
+_SNAPSHOT_LATEST: Final = "LATEST"
+_SNAPSHOT_PREFIX: Final = "snapshot-"
+_REPLICA_LOCK: Final = ".ragguard-replica.lock"
+_COPY_INFIX: Final = ".copying-"
 
 _DISTANCES: Final = {
     "cosine": qe.Distance.Cosine,
@@ -159,11 +181,16 @@ class EdgeStore:
         self._dim = dim
         self.distance = distance
         self._filters = FilterTranslator(_EdgeFilters(), key_prefix=METADATA_KEY + ".")
-        # Reads (search, get, count) run concurrently: the engine releases the GIL while
-        # it searches, so a store-wide lock would serialise every thread's queries.
-        # Writes and close() wait for the reads in progress and run alone.
+        # Reads (search, get, count) share the shard; writes, close() and a replica's
+        # handle swap (refresh) wait for the reads in progress and run alone. (The
+        # engine holds the GIL while it searches, so threads do not search in
+        # parallel; the shared mode keeps a slow call from blocking the others' Python.)
         self._access = _SharedExclusiveLock()
         self._closed = False
+        # Set on replicas (open_replica): read-only, serving a snapshot version.
+        self._replica: _ReplicaState | None = None
+        self._served = threading.local()
+        self._snapshotting = threading.Lock()
 
     # -- opening --------------------------------------------------------------------------
 
@@ -276,6 +303,8 @@ class EdgeStore:
         )
         with self._open_shard("search", shared=True) as shard:
             points = shard.query(request)
+            if self._replica is not None:
+                self._served.version = self._replica.version
         return [stored_chunk(p.id, p.score, p.payload) for p in points]
 
     def scroll(self, pushdown: Pushdown, limit: int, offset: str | int | None = None) -> ScrollPage:
@@ -348,7 +377,7 @@ class EdgeStore:
                 shard.update(qe.UpdateOperation.create_field_index(key, schema))
 
     def close(self) -> None:
-        """Flush and release the shard (idempotent)."""
+        """Flush and release the shard (idempotent); a replica also releases its directory."""
         with self._access.exclusive():
             if self._closed:
                 return
@@ -357,6 +386,145 @@ class EdgeStore:
                 self.shard.close()
             except Exception as exc:
                 raise StoreError(f"closing the edge shard at {self.path} failed: {exc}") from exc
+            finally:
+                if self._replica is not None:
+                    self._replica.release()
+
+    # -- snapshots and read replicas ------------------------------------------------------
+
+    def snapshot(self, directory: str | Path, *, keep: int = 3) -> str:
+        """Publish a consistent copy of this shard into ``directory``; returns its version.
+
+        Writes wait while the shard is flushed and copied (searches go on). The copy is
+        made in a hidden staging directory, gets a manifest, and is renamed to
+        ``directory/<version>``; then ``directory/LATEST`` names it (replaced
+        atomically), so :meth:`open_replica` and :meth:`refresh` only ever see whole
+        snapshots. Versions are ``snapshot-<sequence>-<UTC time>``, increasing. Only the
+        ``keep`` newest snapshots are kept (``keep >= 2``, so a replica copying the
+        previous one is not cut off; one that is fails its refresh and keeps serving).
+        Raises :class:`StoreError` on a replica, or when the disk lacks room for the copy.
+        """
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 2:
+            raise ValueError(f"keep must be an integer >= 2, got {keep!r}")
+        if self._replica is not None:
+            raise StoreError(f"snapshot on a read-only replica ({self.path}); snapshot the primary")
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        # Shared access keeps writes (exclusive) out while searches go on; the snapshot
+        # lock keeps two snapshots of this store from taking the same sequence number.
+        with self._snapshotting:
+            with self._open_shard("snapshot", shared=True) as shard:
+                shard.flush()
+                sequence = _latest_sequence(target) + 1
+                stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+                version = f"{_SNAPSHOT_PREFIX}{sequence:08d}-{stamp}"
+                manifest = {
+                    "version": version,
+                    "created_at": datetime.now(timezone.utc).isoformat(),
+                    "points": int(shard.info().points_count),
+                    "dim": self._dim,
+                    "distance": self.distance,
+                }
+                _copy_shard(self.path, target / version, f"snapshotting {self.path} into {target}")
+            _write_atomically(
+                target / version / _SNAPSHOT_MANIFEST, json.dumps(manifest, sort_keys=True)
+            )
+            # Publishing: LATEST names only whole snapshots, newest last.
+            _write_atomically(target / _SNAPSHOT_LATEST, version + "\n")
+            _prune_snapshots(target, keep)
+        return version
+
+    @classmethod
+    def open_replica(cls, path: str | Path, *, source: str | Path) -> EdgeStore:
+        """A read-only copy of the newest snapshot in ``source``, served from ``path``.
+
+        ``path`` is this replica's own directory (one process at a time: a lock file
+        says so; a second opener gets :class:`StoreError`); the snapshot is copied into
+        it, since the engine opens a shard directory in one process only. Writes raise
+        :class:`StoreError`; :attr:`data_version` names the snapshot served;
+        :meth:`refresh` moves to a newer one.
+        """
+        where = Path(path)
+        origin = Path(source)
+        where.mkdir(parents=True, exist_ok=True)
+        state = _ReplicaState(where, origin)
+        try:
+            version = _read_latest(origin)
+            shard_dir = state.fetch(version)
+            dim, distance = _read_vector_config(shard_dir)
+            store = cls._load(shard_dir, dim, distance)
+        except BaseException:
+            state.release()
+            raise
+        state.version = version
+        state.remove_others(keep=shard_dir)
+        store._replica = state
+        return store
+
+    @property
+    def is_replica(self) -> bool:
+        """Whether this store is a read-only replica (:meth:`open_replica`)."""
+        return self._replica is not None
+
+    @property
+    def data_version(self) -> str | None:
+        """The snapshot version this store serves: ``None`` for a primary (not a replica).
+
+        On a replica, the version that answered this thread's latest search (so a
+        refresh between a search and this read does not mislabel it), or the current
+        one before this thread searched. The guard copies it into traces
+        (``ragguard.data_version``) and audit records (``data_version``).
+        """
+        if self._replica is None:
+            return None
+        served = getattr(self._served, "version", None)
+        return served if isinstance(served, str) else self._replica.version
+
+    def refresh(self) -> bool:
+        """Serve the newest snapshot in the replica's source; ``True`` if it changed.
+
+        The new snapshot is copied and opened beside the old one, then the handle is
+        swapped while no search runs (searches in progress finish on the old data,
+        later ones see the new): a search sees one version, never a mixture. The old
+        copy is then closed and removed. On any failure the replica keeps serving the
+        old version and :class:`StoreError` says why. Safe to call from a timer thread.
+        """
+        state = self._replica
+        if state is None:
+            raise StoreError(f"refresh on {self.path}: not a replica (see EdgeStore.open_replica)")
+        with state.refreshing:
+            if self._closed:
+                raise StoreError(f"refresh on a closed EdgeStore ({self.path})")
+            version = _read_latest(state.source)
+            if version == state.version:
+                return False
+            shard_dir = state.fetch(version)
+            try:
+                dim, distance = _read_vector_config(shard_dir)
+                if (dim, distance) != (self._dim, self.distance):
+                    raise StoreError(
+                        f"snapshot {version} in {state.source} holds dim={dim} {distance} "
+                        f"vectors, this replica serves dim={self._dim} {self.distance}"
+                    )
+                fresh = type(self)._load(shard_dir, dim, distance)
+            except BaseException:
+                shutil.rmtree(shard_dir, ignore_errors=True)
+                raise
+            with self._access.exclusive():
+                if self._closed:
+                    fresh.shard.close()
+                    shutil.rmtree(shard_dir, ignore_errors=True)
+                    raise StoreError(f"refresh on a closed EdgeStore ({self.path})")
+                old_shard, old_path = self.shard, self.path
+                self.shard, self.path = fresh.shard, shard_dir
+                state.version = version
+            fresh._closed = True  # the handle now belongs to self
+            try:
+                old_shard.close()
+            except Exception as exc:
+                logger.warning("ragguard: closing the replaced replica at %s: %s", old_path, exc)
+            shutil.rmtree(old_path, ignore_errors=True)
+            return True
 
     # -- beyond the protocol --------------------------------------------------------------
 
@@ -392,6 +560,8 @@ class EdgeStore:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
+        if self._replica is not None:
+            state += f", replica of {self._replica.version}"
         return (
             f"EdgeStore({str(self.path)!r}, dim={self._dim}, distance={self.distance!r}, {state})"
         )
@@ -455,6 +625,11 @@ class _ShardCall:
         self._shared = shared
 
     def __enter__(self) -> qe.EdgeShard:
+        if not self._shared and self._store._replica is not None:
+            raise StoreError(
+                f"{self._operation} on a read-only replica ({self._store.path}); write to "
+                "the primary and publish a snapshot (EdgeStore.snapshot)"
+            )
         self._store._access.acquire(shared=self._shared)
         if self._store._closed:
             self._store._access.release(shared=self._shared)
@@ -624,6 +799,169 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# -- snapshots and replicas -----------------------------------------------------------
+
+
+class _ReplicaState:
+    """A replica's directory, its lock, its source and the version it serves."""
+
+    def __init__(self, path: Path, source: Path) -> None:
+        self.path = path
+        self.source = source
+        self.version = ""
+        self.refreshing = threading.Lock()
+        lock_path = path / _REPLICA_LOCK
+        try:
+            self._lock_fd: int | None = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StoreError(f"cannot open the replica lock {lock_path}: {exc}") from exc
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise StoreError(
+                f"the replica directory {path} is in use by another process or store; "
+                "give each worker its own replica directory"
+            ) from None
+
+    def fetch(self, version: str) -> Path:
+        """Copy snapshot ``version`` of the source into this replica's directory."""
+        origin = self.source / version
+        if not (origin / _SNAPSHOT_MANIFEST).is_file():
+            raise StoreError(f"snapshot {version} in {self.source} is missing or incomplete")
+        final = self.path / version
+        if final.exists():  # left by an earlier process that served it: copy afresh
+            shutil.rmtree(final)
+        _copy_shard(origin, final, f"copying snapshot {version} into the replica {self.path}")
+        return final
+
+    def remove_others(self, *, keep: Path) -> None:
+        """Remove shard copies and staging directories other than ``keep``."""
+        for entry in self.path.iterdir():
+            if entry != keep and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+
+def _copy_shard(origin: Path, final: Path, operation: str) -> None:
+    """Copy a shard directory to ``final`` through a hidden staging sibling (sparse
+    files stay sparse); ``final`` appears whole or not at all."""
+    need = _allocated_bytes(origin) + _open_bytes(origin)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _require_space(final.parent, need, operation)
+    staging = final.with_name(f".{final.name}{_COPY_INFIX}{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        shutil.copytree(origin, staging, copy_function=_copy_sparse, ignore=_copy_ignored)
+        os.rename(staging, final)
+    except OSError as exc:
+        raise StoreError(f"{operation} failed: {exc}") from exc
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    _fsync_directory(final.parent)
+
+
+def _copy_ignored(directory: str, names: list[str]) -> set[str]:
+    return {n for n in names if n == _REPLICA_LOCK or n.startswith(".atomicwrite")}
+
+
+def _copy_sparse(src: str, dst: str) -> str:
+    """Copy the data regions of ``src`` only (holes stay holes), then fsync."""
+    with open(src, "rb") as source, open(dst, "wb") as target:
+        size = os.fstat(source.fileno()).st_size
+        fd_in, fd_out = source.fileno(), target.fileno()
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(fd_in, offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole remains
+                    break
+                raise
+            end = os.lseek(fd_in, start, os.SEEK_HOLE)
+            os.lseek(fd_in, start, os.SEEK_SET)
+            os.lseek(fd_out, start, os.SEEK_SET)
+            remaining = end - start
+            while remaining > 0:
+                block = source.read(min(remaining, 8 * _MIB))
+                if not block:
+                    break
+                target.write(block)
+                remaining -= len(block)
+            target.flush()
+            offset = end
+        target.truncate(size)
+        target.flush()
+        os.fsync(fd_out)
+    shutil.copystat(src, dst)
+    return dst
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    staging = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        with open(staging, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, path)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)
+    _fsync_directory(path.parent)
+
+
+def _read_latest(source: Path) -> str:
+    try:
+        version = (source / _SNAPSHOT_LATEST).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise StoreError(
+            f"{source} holds no snapshot (no {_SNAPSHOT_LATEST}); publish one with "
+            "EdgeStore.snapshot on the primary"
+        ) from None
+    except OSError as exc:
+        raise StoreError(f"cannot read {source / _SNAPSHOT_LATEST}: {exc}") from exc
+    if not version.startswith(_SNAPSHOT_PREFIX) or "/" in version or os.sep in version:
+        raise StoreError(f"{source / _SNAPSHOT_LATEST} names no snapshot ({version[:80]!r})")
+    return version
+
+
+def _snapshot_names(directory: Path) -> list[str]:
+    return sorted(
+        name
+        for name in os.listdir(directory)
+        if name.startswith(_SNAPSHOT_PREFIX) and (directory / name).is_dir()
+    )
+
+
+def _latest_sequence(directory: Path) -> int:
+    sequences = [
+        int(name[len(_SNAPSHOT_PREFIX) :].partition("-")[0])
+        for name in _snapshot_names(directory)
+        if name[len(_SNAPSHOT_PREFIX) :].partition("-")[0].isdigit()
+    ]
+    return max(sequences, default=0)
+
+
+def _prune_snapshots(directory: Path, keep: int) -> None:
+    names = _snapshot_names(directory)
+    for name in names[:-keep]:
+        shutil.rmtree(directory / name, ignore_errors=True)
+    # staging copies left by a killed snapshot
+    for name in os.listdir(directory):
+        if _COPY_INFIX in name and name.startswith("."):
+            pid_text = name.partition(_COPY_INFIX)[2].partition("-")[0]
+            if pid_text.isdigit() and not _process_alive(int(pid_text)):
+                shutil.rmtree(directory / name, ignore_errors=True)
 
 
 # -- free space -----------------------------------------------------------------------

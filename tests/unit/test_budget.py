@@ -459,3 +459,11 @@ def test_a_failing_trace_exporter_does_not_change_budget_or_screen_outcomes(
     with pytest.raises(rg.BudgetExceededError):
         guard.search(ALICE, QUERY, k=1)
     provider.shutdown()
+
+
+def test_in_memory_backends_are_per_process() -> None:
+    """The default backend's scope is this process: two instances never share a count."""
+    first, second = rg.InMemoryBudgetBackend(), rg.InMemoryBudgetBackend()
+    assert first.scope == "process"
+    assert first.consume("alice", 5, 0.0, limit=5, window_seconds=60)
+    assert second.consume("alice", 5, 0.0, limit=5, window_seconds=60)

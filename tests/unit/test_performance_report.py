@@ -234,3 +234,28 @@ def test_renders_the_kb_paths_recall_table() -> None:
         "| 0.05% | 5 | keyMatch2 pattern (relaxed) | ragguard (exact) | 1.00 | 1.00 | 0.7 |" in text
     )
     assert text.index("## 4. Recall") < text.index("## 4b.")
+
+
+def test_renders_the_replica_section_with_the_load_it_ran_under() -> None:
+    script = load_script()
+    figures: dict[str, Any] = {
+        "cpus": 2,
+        "load average before (1, 5, 15 min)": [5.5, 4.0, 3.0],
+        "load average after (1, 5, 15 min)": [6.25, 4.5, 3.5],
+        "snapshot s": 1.25,
+        "snapshot disk MiB": 310.0,
+        "replica disk MiB": 305.0,
+        "replica open s": 0.5,
+        "replica open RSS MiB": 20.0,
+        "refresh s": 1.5,
+        "worker RSS MiB (start, imported, replica open, after 300 searches)": [10, 100, 120, 432],
+        "1 processes /s": 500.0,
+        "2 processes /s": 850.0,
+        "2 processes / 1": 1.7,
+    }
+    text = script.replicas_section([{"params": {"size": 100000}, "figures": figures}])
+    assert "## 7. Worker processes on read replicas" in text
+    assert "| 2 | 850 | 1.70 | n/m | n/m |" in text
+    assert "load average 5.50 / 4.00 / 3.00 before, 6.25 / 4.50 / 3.50 after" in text
+    assert "| 1.25 | 310 | 305 | 0.5 | 20.0 | 1.50 | 432 |" in text
+    assert script.replicas_section([]) == ""
