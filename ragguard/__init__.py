@@ -36,13 +36,13 @@ from ragguard.exceptions import (
     SubjectError,
     UnsupportedPolicyError,
 )
-from ragguard.guard import AuditSink, Guard, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
+from ragguard.guard import Guard
 from ragguard.policy import Decision, Plan, Policy
 from ragguard.provenance import Ingestor, ProvenanceCheck, Signer
+from ragguard.results import AuditSink, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
 from ragguard.screens import PromptInjectionScreen, Screen, ScreenResult, SecretsScreen
 from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoredChunk
 from ragguard.stores.edge import EdgeStore
-from ragguard.stores.qdrant import QdrantStore
 from ragguard.subject import Subject
 
 try:
@@ -53,11 +53,12 @@ except PackageNotFoundError:  # pragma: no cover - imported from a source tree, 
 if TYPE_CHECKING:
     from ragguard.stores.chroma import ChromaStore
     from ragguard.stores.pgvector import PgVectorStore
+    from ragguard.stores.qdrant import QdrantStore
 
 
 def __getattr__(name: str) -> Any:
     # Optional stores import their client library only when named: `import ragguard`
-    # never imports psycopg.
+    # never imports psycopg, chromadb or qdrant-client.
     if name == "PgVectorStore":
         from ragguard.stores.pgvector import PgVectorStore
 
@@ -66,6 +67,10 @@ def __getattr__(name: str) -> Any:
         from ragguard.stores.chroma import ChromaStore
 
         return ChromaStore
+    if name == "QdrantStore":  # qdrant-client is imported only when the store is named
+        from ragguard.stores.qdrant import QdrantStore
+
+        return QdrantStore
     raise AttributeError(f"module 'ragguard' has no attribute {name!r}")
 
 

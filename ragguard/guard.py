@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,7 @@ from ragguard.exceptions import (
 from ragguard.policy import ir
 from ragguard.policy._plan import EXPR_TYPES, Decision, Plan
 from ragguard.policy._policy import Policy
+from ragguard.results import AuditSink, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
 from ragguard.screens._base import Screen, run_screens, screen_name
 from ragguard.stores._points import not_a_vector
 from ragguard.stores.base import Pushdown, ScrollingStore, ScrollPage, Store, StoredChunk
@@ -76,76 +77,6 @@ MAX_FETCH_LIMIT = 10_000
 INEXACT_OVERFETCH = 4
 DISTANCE_METRICS = frozenset({"euclid", "manhattan"})
 """Store metrics whose scores are distances: hits are released in ascending score order."""
-
-
-@dataclass(frozen=True)
-class ProvenanceVerdict:
-    """What provenance verification said about one hit.
-
-    ``status`` is ``"verified"``, ``"unsigned"``, ``"tampered"``, ``"unknown key"`` or
-    ``"off"``; ``released`` is whether the hit may be released on provenance grounds.
-    """
-
-    status: str
-    released: bool
-    reason: str | None = None
-    tag: Mapping[str, Any] | None = None
-
-
-@runtime_checkable
-class ProvenanceVerifier(Protocol):
-    """Verifies a hit's provenance tag before release (see ``ragguard.provenance``)."""
-
-    def verify(self, text: str, metadata: Mapping[str, Any]) -> ProvenanceVerdict:
-        """Check the tag in ``metadata`` against ``text`` and the other metadata."""
-        ...
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A chunk the guard considered: released (returned) or withheld (audited only).
-
-    ``flags`` holds what ``flag``-action screens noted on a released hit
-    (``"prompt_injection: ..."``); ``subject`` is who the hit was decided for.
-    """
-
-    id: str
-    score: float
-    text: str
-    metadata: Mapping[str, Any]
-    decision: Decision
-    provenance: ProvenanceVerdict | None = None
-    flags: tuple[str, ...] = ()
-    subject: Subject | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Retrieval:
-    """The complete outcome of one guarded search: what tracing and audit record."""
-
-    decision_id: str
-    started_at: datetime
-    subject: Subject
-    plan: Plan
-    k: int
-    query_digest: str
-    released: tuple[Hit, ...]
-    withheld: tuple[Hit, ...]
-    rounds: int
-    truncated: bool
-    duration_s: float
-    # The store's optional ``data_version`` (the snapshot a replica serves), read
-    # after the search; None for stores without one.
-    data_version: str | None = None
-
-
-@runtime_checkable
-class AuditSink(Protocol):
-    """Receives one record per retrieval (see ``ragguard.audit``)."""
-
-    def record(self, retrieval: Retrieval) -> None:
-        """Persist the retrieval; raise to signal failure."""
-        ...
 
 
 @dataclass
@@ -619,7 +550,7 @@ class Guard:
         if decision.released and self.budget is not None:
             shortfall = self.budget.score_shortfall(stored.score)
             if shortfall is not None:
-                decision = decision.denied(shortfall)
+                decision = decision.withheld(shortfall)
         verdict: ProvenanceVerdict | None = None
         if decision.released and self.provenance is not None:
             try:
@@ -629,7 +560,7 @@ class Guard:
                     "error", False, f"provenance check failed: {type(exc).__name__}"
                 )
             if not verdict.released:
-                decision = decision.denied(f"provenance: {verdict.reason or verdict.status}")
+                decision = decision.withheld(f"provenance: {verdict.reason or verdict.status}")
         hit = Hit(stored.id, stored.score, text, metadata, decision, verdict, subject=subject)
         if decision.released and self._screens:
             hit = run_screens(self._screens, hit)
@@ -652,7 +583,7 @@ class Guard:
                     else "release budget unavailable"
                 )
                 withheld = withheld + [
-                    dataclasses.replace(hit, decision=hit.decision.denied(reason))
+                    dataclasses.replace(hit, decision=hit.decision.withheld(reason))
                     for hit in released
                 ]
                 released = []

@@ -26,7 +26,7 @@ attribute                          type        meaning
 ``ragguard.plan.exact``            boolean     whether the store ran the whole filter
 ``ragguard.plan.digest``           string      SHA-256 of version, action and filter
 ``ragguard.released.count``        int         chunks returned to the caller
-``ragguard.denied.count``          int         chunks the store returned but were withheld
+``ragguard.withheld.count``        int         chunks the store returned but were withheld
 ``ragguard.unverified.count``      int         released chunks without a provenance tag
 ``ragguard.flagged.count``         int         released chunks a ``flag`` screen marked
 ``ragguard.fetch.rounds``          int         store queries made (over-fetch rounds)
@@ -39,13 +39,13 @@ attribute                          type        meaning
 =================================  ==========  =============================================
 
 Events ``ragguard.chunk.released`` (``ragguard.chunk.id``, ``ragguard.chunk.score``,
-``ragguard.rule``) and ``ragguard.chunk.denied`` (``ragguard.chunk.id``,
+``ragguard.rule``) and ``ragguard.chunk.withheld`` (``ragguard.chunk.id``,
 ``ragguard.chunk.score``, ``ragguard.reason``), both with
 ``ragguard.provenance.status`` when provenance was checked, released ones with
 ``ragguard.screen.flags`` (list of ``"screen: reason"``) when a screen flagged them;
 ``ragguard.audit.failed`` (``error.type``) when a non-required audit write failed;
 ``ragguard.budget.exceeded`` (``error.type``, ``ragguard.budget.requested``) when the
-release budget stopped the search (its chunks are then ``denied`` events);
+release budget stopped the search (its chunks are then ``withheld`` events);
 ``ragguard.scan.budget_exhausted`` (``ragguard.fetch.scanned``, ``ragguard.scan.max``)
 when the exact finish of an inexact search stopped at ``Guard(max_scan=)`` points.
 
@@ -73,16 +73,16 @@ from opentelemetry.trace import Span, Status, StatusCode
 from ragguard.exceptions import RagGuardError
 
 if TYPE_CHECKING:
-    from ragguard.guard import Hit, Retrieval
     from ragguard.policy._plan import Plan
+    from ragguard.results import Hit, Retrieval
     from ragguard.subject import Subject
 
 __all__ = [
     "EVENT_AUDIT_FAILED",
     "EVENT_BUDGET_EXCEEDED",
-    "EVENT_DENIED",
     "EVENT_RELEASED",
     "EVENT_SCAN_BUDGET_EXHAUSTED",
+    "EVENT_WITHHELD",
     "SPAN_NAME",
     "RetrievalTracer",
     "pseudonymize",
@@ -90,13 +90,12 @@ __all__ = [
 
 SPAN_NAME = "ragguard.retrieve"
 EVENT_RELEASED = "ragguard.chunk.released"
-EVENT_DENIED = "ragguard.chunk.denied"
+EVENT_WITHHELD = "ragguard.chunk.withheld"
 EVENT_AUDIT_FAILED = "ragguard.audit.failed"
 EVENT_BUDGET_EXCEEDED = "ragguard.budget.exceeded"
 EVENT_SCAN_BUDGET_EXHAUSTED = "ragguard.scan.budget_exhausted"
 
 PSEUDONYM_LENGTH = 32
-_PLAN_DIGESTS_KEPT = 256
 _WITHHELD = "(message not recorded: it is not a ragguard error; capture_content=True records it)"
 
 logger = logging.getLogger("ragguard")
@@ -172,7 +171,6 @@ class RetrievalTracer:
             raise ValueError("pseudonymize_key must not be empty (pass None to export ids)")
         self._pseudonymize_key = pseudonymize_key
         self._static = {"gen_ai.operation.name": "retrieval", **_store_attributes(data_source)}
-        self._plan_digests: dict[int, tuple[Plan, str]] = {}
         self._tracer = trace.get_tracer("ragguard", _version(), tracer_provider=tracer_provider)
 
     def subject_attribute(self, subject_id: str) -> tuple[str, str]:
@@ -234,7 +232,7 @@ class RetrievalTracer:
                 "ragguard.policy.version": plan.policy_version,
                 "ragguard.plan.kind": plan.kind,
                 "ragguard.plan.exact": plan.exact,
-                "ragguard.plan.digest": self._plan_digest(plan),
+                "ragguard.plan.digest": plan.digest,
             },
         )
 
@@ -283,16 +281,6 @@ class RetrievalTracer:
             logger.debug("ragguard: could not build span attributes", exc_info=True)
         return attributes
 
-    def _plan_digest(self, plan: Plan) -> str:
-        entry = self._plan_digests.get(id(plan))
-        if entry is not None and entry[0] is plan:
-            return entry[1]
-        digest = plan.digest
-        if len(self._plan_digests) >= _PLAN_DIGESTS_KEPT:
-            self._plan_digests.clear()
-        self._plan_digests[id(plan)] = (plan, digest)
-        return digest
-
     def _finish(self, span: Span, retrieval: Retrieval) -> None:
         unverified = sum(
             1
@@ -301,7 +289,7 @@ class RetrievalTracer:
         )
         attributes: dict[str, Any] = {
             "ragguard.released.count": len(retrieval.released),
-            "ragguard.denied.count": len(retrieval.withheld),
+            "ragguard.withheld.count": len(retrieval.withheld),
             "ragguard.unverified.count": unverified,
             "ragguard.flagged.count": sum(1 for hit in retrieval.released if hit.flags),
             "ragguard.fetch.rounds": retrieval.rounds,
@@ -318,7 +306,7 @@ class RetrievalTracer:
         for hit in retrieval.released:
             span.add_event(EVENT_RELEASED, self._event(hit, "ragguard.rule", hit.decision.rule))
         for hit in retrieval.withheld:
-            span.add_event(EVENT_DENIED, self._event(hit, "ragguard.reason", hit.decision.reason))
+            span.add_event(EVENT_WITHHELD, self._event(hit, "ragguard.reason", hit.decision.reason))
         # The status stays UNSET on success (instrumentation libraries leave OK to the
         # application): an OK here would be final and hide a later audit failure.
 

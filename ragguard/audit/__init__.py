@@ -23,9 +23,9 @@ from ragguard.audit._log import JsonlAuditLog
 from ragguard.audit._record import (
     GENESIS_HASH,
     AuditRecord,
-    DeniedChunk,
     PlanSummary,
     ReleasedChunk,
+    WithheldChunk,
 )
 from ragguard.audit._replay import ReplayChange, ReplayReport, replay_audit_log
 from ragguard.audit._verify import (
@@ -42,12 +42,12 @@ __all__ = [
     "AuditEntry",
     "AuditRecord",
     "AuditVerification",
-    "DeniedChunk",
     "JsonlAuditLog",
     "PlanSummary",
     "ReleasedChunk",
     "ReplayChange",
     "ReplayReport",
+    "WithheldChunk",
     "audit_files",
     "export_records",
     "read_audit_records",

@@ -154,8 +154,8 @@ def _csv_rows(record: AuditRecord) -> list[list[Any]]:
         for c in record.released
     ]
     rows += [
-        [*common, "denied", c.id, "", "", c.reason or "", c.provenance or "", ""]
-        for c in record.denied
+        [*common, "withheld", c.id, "", "", c.reason or "", c.provenance or "", ""]
+        for c in record.withheld
     ]
     return rows or [[*common, "", "", "", "", "", "", ""]]
 
@@ -185,9 +185,9 @@ def to_ocsf(record: AuditRecord) -> dict[str, Any]:
     """
     epoch_ms = int(record.time.timestamp() * 1000)
     released = bool(record.released)
-    blocked = not released and bool(record.denied)
+    blocked = not released and bool(record.withheld)
     decision = "denied" if blocked else "allowed"
-    withheld = len(record.denied)
+    withheld = len(record.withheld)
     return {
         "class_uid": OCSF_CLASS_UID,
         "class_name": "Datastore Activity",
@@ -255,7 +255,7 @@ def to_ocsf(record: AuditRecord) -> dict[str, Any]:
                 "rounds": record.rounds,
                 "truncated": record.truncated,
                 "released": [c.model_dump(mode="json") for c in record.released],
-                "denied": [c.model_dump(mode="json") for c in record.denied],
+                "withheld": [c.model_dump(mode="json") for c in record.withheld],
                 "seq": record.seq,
                 "prev_hash": record.prev_hash,
                 "hash": record.hash,

@@ -32,8 +32,7 @@ from ragguard.audit._record import (
 from ragguard.exceptions import AuditError
 
 if TYPE_CHECKING:
-    from ragguard.guard import Hit, Retrieval
-    from ragguard.policy._plan import Plan
+    from ragguard.results import Hit, Retrieval
 
 __all__ = ["FsyncPolicy", "JsonlAuditLog"]
 
@@ -45,7 +44,6 @@ DEFAULT_FSYNC_INTERVAL = 1.0
 
 # Writes records built with sorted keys: the same text as canonical_json, minus the sort.
 _FAST_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-_PLAN_DIGESTS_KEPT = 256
 
 
 class JsonlAuditLog:
@@ -111,7 +109,6 @@ class JsonlAuditLog:
         self.fsync_interval = fsync_interval
         self.data_source = data_source
         self._host = socket.gethostname()
-        self._plan_digests: dict[int, tuple[Plan, str]] = {}
         self._closed = False
         self._pid = -1  # the process the descriptors belong to, set by _open
         self._init_threading()
@@ -210,11 +207,10 @@ class JsonlAuditLog:
             "data_source": self.data_source,
             **versioned,
             "decision_id": retrieval.decision_id,
-            "denied": [_denied(hit) for hit in retrieval.withheld],
             "duration_ms": round(retrieval.duration_s * 1000.0, 3),
             "host": self._host,
             "k": retrieval.k,
-            "plan": {"digest": self._plan_digest(plan), "exact": plan.exact, "kind": plan.kind},
+            "plan": {"digest": plan.digest, "exact": plan.exact, "kind": plan.kind},
             "policy_version": plan.policy_version,
             "prev_hash": None,
             "query_digest": retrieval.query_digest,
@@ -226,18 +222,8 @@ class JsonlAuditLog:
             "time": _utc_text(retrieval.started_at),
             "truncated": retrieval.truncated,
             "v": RECORD_VERSION,
+            "withheld": [_withheld(hit) for hit in retrieval.withheld],
         }
-
-    def _plan_digest(self, plan: Plan) -> str:
-        # Plans are cached by the policy, so the same object recurs: hash it once.
-        entry = self._plan_digests.get(id(plan))
-        if entry is not None and entry[0] is plan:
-            return entry[1]
-        digest = plan.digest
-        if len(self._plan_digests) >= _PLAN_DIGESTS_KEPT:
-            self._plan_digests.clear()
-        self._plan_digests[id(plan)] = (plan, digest)
-        return digest
 
     # -- files and the chain head (under the locks) ----------------------------------
 
@@ -582,7 +568,7 @@ def _released(hit: Hit) -> dict[str, Any]:
     return released
 
 
-def _denied(hit: Hit) -> dict[str, Any]:
+def _withheld(hit: Hit) -> dict[str, Any]:
     return {
         "id": hit.id,
         "provenance": hit.provenance.status if hit.provenance is not None else None,

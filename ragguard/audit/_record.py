@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 __all__ = [
     "ALG_HMAC",
@@ -32,10 +32,10 @@ __all__ = [
     "GENESIS_HASH",
     "RECORD_VERSION",
     "AuditRecord",
-    "DeniedChunk",
     "PlanSummary",
     "RecordLineError",
     "ReleasedChunk",
+    "WithheldChunk",
     "canonical_json",
     "chain_hash",
     "normalize_key",
@@ -43,7 +43,9 @@ __all__ = [
     "record_line",
 ]
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+"""Version 2 names the withheld chunks ``withheld``; version 1 (before 0.2) named them
+``denied``. Readers accept both (see :class:`AuditRecord`)."""
 GENESIS_HASH = "0" * 64
 ALG_SHA256 = "sha256"
 ALG_HMAC = "hmac-sha256"
@@ -142,7 +144,7 @@ class ReleasedChunk(_Frozen):
     )
 
 
-class DeniedChunk(_Frozen):
+class WithheldChunk(_Frozen):
     """A chunk the store returned but the guard withheld, and why."""
 
     id: str
@@ -159,12 +161,16 @@ class PlanSummary(_Frozen):
 
 
 class AuditRecord(_Frozen):
-    """One retrieval, as written to the audit log (schema version 1).
+    """One retrieval, as written to the audit log (schema version 2).
 
     ::
 
         for path, line, record in read_audit_records(["audit.jsonl"]):
             print(record.time, record.subject_id, [c.id for c in record.released])
+
+    ``withheld`` is read from the key ``withheld`` (version 2) or ``denied`` (version 1
+    records, written before the rename): old logs stay readable, and stay verifiable as
+    written because the chain hash covers each line's own bytes.
     """
 
     v: int = Field(description="record schema version")
@@ -180,7 +186,10 @@ class AuditRecord(_Frozen):
     k: int
     query_digest: str = Field(description="SHA-256 of the float32 query vector")
     released: tuple[ReleasedChunk, ...]
-    denied: tuple[DeniedChunk, ...]
+    withheld: tuple[WithheldChunk, ...] = Field(
+        validation_alias=AliasChoices("withheld", "denied"),
+        description="chunks the store returned but the guard withheld (v1 key: denied)",
+    )
     rounds: int
     truncated: bool
     duration_ms: float

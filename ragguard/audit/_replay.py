@@ -17,7 +17,7 @@ from ragguard.subject import Subject
 
 __all__ = ["ReplayChange", "ReplayReport", "replay_audit_log"]
 
-Outcome = Literal["released", "denied"]
+Outcome = Literal["released", "withheld"]
 
 _GET_BATCH = 256
 
@@ -36,7 +36,7 @@ class ReplayChange:
     after_detail: str | None
 
     def describe(self) -> str:
-        """``alice  chunk c7: released -> denied (deny line 7: ...)`` for people."""
+        """``alice  chunk c7: released -> withheld (deny line 7: ...)`` for people."""
         detail = f" ({self.after_detail})" if self.after_detail else ""
         return (
             f"{self.time:%Y-%m-%d %H:%M:%S}  {self.subject_id}  decision {self.decision_id}  "
@@ -84,16 +84,16 @@ class ReplayReport:
         return [c for c in self.changes if c.after == "released"]
 
     @property
-    def newly_denied(self) -> list[ReplayChange]:
+    def newly_withheld(self) -> list[ReplayChange]:
         """Chunks that were released and would now be withheld."""
-        return [c for c in self.changes if c.after == "denied"]
+        return [c for c in self.changes if c.after == "withheld"]
 
     def summary_lines(self) -> list[str]:
         """The report for people, one line each."""
         lines = [
             f"replayed {self.records} retrievals ({self.chunks} chunks) under policy "
             f"{self.policy_version}: {len(self.newly_released)} chunk(s) would now be "
-            f"released, {len(self.newly_denied)} would now be withheld"
+            f"released, {len(self.newly_withheld)} would now be withheld"
         ]
         lines += ["  " + change.describe() for change in self.changes]
         if self.missing:
@@ -126,7 +126,7 @@ class ReplayReport:
             "records": self.records,
             "chunks": self.chunks,
             "newly_released": len(self.newly_released),
-            "newly_denied": len(self.newly_denied),
+            "newly_withheld": len(self.newly_withheld),
             "changes": [c.to_json() for c in self.changes],
             "missing": [{"decision_id": d, "chunk_id": c} for d, c in self.missing],
             "skipped": dict(sorted(self.skipped.items())),
@@ -153,7 +153,7 @@ def replay_audit_log(
             read_audit_records("audit.jsonl"), new_policy, EdgeStore.open("data/shard"),
             {"alice": Subject(id="alice", attributes={"clearance": 2})},
         )
-        for change in report.newly_denied:
+        for change in report.newly_withheld:
             print(change.describe())
 
     The chunks' metadata is read from ``store`` by id (it is never in the log).
@@ -171,17 +171,19 @@ def replay_audit_log(
             report.skipped[record.subject_id] = report.skipped.get(record.subject_id, 0) + 1
             continue
         report.records += 1
-        ids = [c.id for c in record.released] + [c.id for c in record.denied]
+        ids = [c.id for c in record.released] + [c.id for c in record.withheld]
         _fetch(store, [i for i in ids if i not in metadata], metadata)
         plan = policy.plan(subject, record.action)
         for chunk in record.released:
             _replay_chunk(report, record, chunk.id, "released", chunk.rule, metadata, plan.decide)
-        for denied in record.denied:
-            if _not_a_policy_denial(denied.reason):
+        for withheld in record.withheld:
+            if _not_a_policy_denial(withheld.reason):
                 report.chunks += 1
                 report.not_policy += 1
                 continue
-            _replay_chunk(report, record, denied.id, "denied", denied.reason, metadata, plan.decide)
+            _replay_chunk(
+                report, record, withheld.id, "withheld", withheld.reason, metadata, plan.decide
+            )
     return report
 
 
@@ -234,7 +236,7 @@ def _replay_chunk(
         report.missing.append((record.decision_id, chunk_id))
         return
     decision = decide(stored.metadata)
-    after: Outcome = "released" if decision.released else "denied"
+    after: Outcome = "released" if decision.released else "withheld"
     if after != before:
         report.changes.append(
             ReplayChange(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -103,8 +104,9 @@ class Decision:
     reason: _Reason = _Reason()
     policy_version: str = ""
 
-    def denied(self, reason: str) -> Decision:
-        """This decision turned into a denial (a later check failed)."""
+    def withheld(self, reason: str) -> Decision:
+        """This decision turned into a withholding (a later check failed: provenance,
+        a screen, the budget); ``rule`` is kept, ``reason`` says why."""
         return Decision(False, self.rule, reason, self.policy_version)
 
     def __reduce__(self) -> tuple[type[Decision], tuple[bool, str | None, str | None, str]]:
@@ -256,9 +258,11 @@ class Plan:
             return self._fields | self._narrowing.fields
         return self._fields
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """SHA-256 of the policy version and the filter: identifies the plan in audits."""
+        """SHA-256 of the policy version, the action and the filter: identifies the plan
+        in audits and traces. Computed on first read and kept on the plan (plans are
+        immutable)."""
         payload = json.dumps(
             [self.policy_version, self.action, ir.to_json(self.filter)],
             sort_keys=True,

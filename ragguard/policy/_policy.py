@@ -18,9 +18,9 @@ from ragguard.policy._compiler import (
     compile_lines,
     programs_for,
 )
+from ragguard.policy._index import IndexSpec, PayloadSchema
 from ragguard.policy._plan import Decision, Plan
 from ragguard.policy._snapshot import Snapshot, load_enforcer, snapshot_from_enforcer
-from ragguard.stores.base import IndexSpec, PayloadSchema
 from ragguard.subject import Subject, require_subject
 
 __all__ = ["Policy"]

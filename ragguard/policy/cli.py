@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
         help="why a subject may or may not read a chunk with given metadata",
         description=(
             "Decide one chunk's metadata for one subject: released (and by which policy "
-            "line) or denied (and which condition failed), with the plan and filter."
+            "line) or withheld (and which condition failed), with the plan and filter."
         ),
     )
     add_policy_arguments(explain)
@@ -119,7 +119,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     plan = policy.plan(subject, args.action)
     decision = plan.decide(metadata)
     document = {
-        "decision": "released" if decision.released else "denied",
+        "decision": "released" if decision.released else "withheld",
         "rule": decision.rule,
         "failed_condition": None if decision.released else decision.reason,
         "policy_version": decision.policy_version,

@@ -8,7 +8,6 @@ from typing import Any, Final, Literal, get_args
 
 from ragguard._canonical import CanonicalizationError
 from ragguard.exceptions import ProvenanceError
-from ragguard.guard import ProvenanceVerdict
 from ragguard.provenance._signing import (
     PROVENANCE_KEY,
     SigningKey,
@@ -17,6 +16,7 @@ from ragguard.provenance._signing import (
     signing_message,
     text_sha256,
 )
+from ragguard.results import ProvenanceVerdict
 
 __all__ = [
     "BAD_SIGNATURE",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ragguard.guard import Hit
+    from ragguard.results import Hit
 
 __all__ = ["CLEAN", "Screen", "ScreenAction", "ScreenResult", "run_screens", "screen_name"]
 
@@ -109,4 +109,4 @@ def run_screens(screens: Sequence[tuple[str, Screen]], hit: Hit) -> Hit:
 
 
 def _withheld(hit: Hit, reason: str) -> Hit:
-    return dataclasses.replace(hit, decision=hit.decision.denied(reason))
+    return dataclasses.replace(hit, decision=hit.decision.withheld(reason))

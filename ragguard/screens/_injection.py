@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from ragguard.screens._base import CLEAN, ScreenAction, ScreenResult
 
 if TYPE_CHECKING:
-    from ragguard.guard import Hit
+    from ragguard.results import Hit
 
 __all__ = ["PromptInjectionScreen", "Signal"]
 

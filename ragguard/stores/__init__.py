@@ -1,7 +1,8 @@
 """Vector stores the guard pushes filters down into.
 
 * :class:`EdgeStore` — the embedded default: Qdrant's engine in-process (``qdrant-edge-py``).
-* :class:`QdrantStore` — a Qdrant server or cluster through ``qdrant-client``.
+* :class:`QdrantStore` — a Qdrant server or cluster through ``qdrant-client`` (imported
+  on first use).
 * :class:`PgVectorStore` — PostgreSQL with pgvector (``ragguard[pgvector]``, imported
   on first use).
 * :class:`ChromaStore` — a Chroma collection, embedded or a server (``ragguard[chroma]``,
@@ -26,11 +27,11 @@ from ragguard.stores.base import (
     point_id,
 )
 from ragguard.stores.edge import EdgeStore
-from ragguard.stores.qdrant import QdrantStore
 
 if TYPE_CHECKING:
     from ragguard.stores.chroma import ChromaStore
     from ragguard.stores.pgvector import PgVectorStore
+    from ragguard.stores.qdrant import QdrantStore
 
 
 def __getattr__(name: str) -> Any:
@@ -42,6 +43,10 @@ def __getattr__(name: str) -> Any:
         from ragguard.stores.chroma import ChromaStore
 
         return ChromaStore
+    if name == "QdrantStore":  # qdrant-client is imported only when the store is named
+        from ragguard.stores.qdrant import QdrantStore
+
+        return QdrantStore
     raise AttributeError(f"module 'ragguard.stores' has no attribute {name!r}")
 
 

@@ -17,14 +17,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
+from ragguard.policy._index import IndexSpec, PayloadSchema
 
 __all__ = [
     "Chunk",
     "IndexSpec",
+    "PayloadSchema",
     "Pushdown",
     "ScrollPage",
     "ScrollingStore",
@@ -32,8 +34,6 @@ __all__ = [
     "StoredChunk",
     "point_id",
 ]
-
-PayloadSchema = Literal["keyword", "integer", "float", "bool"]
 
 
 @dataclass(frozen=True)
@@ -79,15 +79,6 @@ class Pushdown:
     exact: bool
     matches_nothing: bool = False
     relaxed: tuple[str, ...] = field(default=())
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    """A payload index a policy needs: metadata attribute, schema, tenant flag."""
-
-    field: str
-    schema: PayloadSchema
-    is_tenant: bool = False
 
 
 @runtime_checkable

@@ -85,7 +85,7 @@ def test_csv_export_has_one_row_per_considered_chunk(log_path: Path) -> None:
     assert tuple(rows[0]) == CSV_COLUMNS
     alice = [r for r in rows if r["subject_id"] == "alice"]
     assert len(alice) == 3 * 10
-    assert {r["outcome"] for r in alice} == {"released", "denied"}
+    assert {r["outcome"] for r in alice} == {"released", "withheld"}
     released = [r for r in alice if r["outcome"] == "released"]
     assert all(r["rule"].startswith("line 1") and r["provenance"] == "verified" for r in released)
     [carol] = [r for r in rows if r["subject_id"] == "carol"]
@@ -143,7 +143,7 @@ def test_ocsf_export_is_one_datastore_activity_query_event_per_retrieval(log_pat
     assert event["authorizations"][0]["policy"]["version"] == record.policy_version
     assert event["disposition"] == "Allowed"
     unmapped = event["unmapped"]["ragguard"]
-    assert [d["reason"] for d in unmapped["denied"]] == [c.reason for c in record.denied]
+    assert [d["reason"] for d in unmapped["withheld"]] == [c.reason for c in record.withheld]
     assert unmapped["hash"] == record.hash
 
 

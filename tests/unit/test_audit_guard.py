@@ -65,8 +65,8 @@ def test_every_search_leaves_one_record_matching_what_was_returned(
         record = entry.record
         assert [c.id for c in record.released] == [h.id for h in hits]
         assert [c.rule for c in record.released] == [h.decision.rule for h in hits]
-        denied_events = [e for e in span.events if e.name == "ragguard.chunk.denied"]
-        assert [c.id for c in record.denied] == [
+        denied_events = [e for e in span.events if e.name == "ragguard.chunk.withheld"]
+        assert [c.id for c in record.withheld] == [
             e.attributes["ragguard.chunk.id"]  # type: ignore[index]
             for e in denied_events
         ]
@@ -149,6 +149,6 @@ def test_provenance_results_are_recorded_per_chunk(
     statuses = {c.provenance for c in entry.record.released}
     assert statuses <= {"unsigned", "verified"}
     assert statuses
-    tampered = [c for c in entry.record.denied if c.provenance == "tampered"]
+    tampered = [c for c in entry.record.withheld if c.provenance == "tampered"]
     assert tampered
     assert all(c.reason == "provenance: text hash mismatch" for c in tampered)

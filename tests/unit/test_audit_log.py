@@ -122,7 +122,7 @@ def test_record_holds_who_when_which_policy_and_each_chunk_decision(tmp_path: Pa
     assert [(c.id, c.score, c.rule, c.provenance) for c in record.released] == [
         (h.id, h.score, h.decision.rule, "verified") for h in retrieval.released
     ]
-    assert [(c.id, c.reason) for c in record.denied] == [
+    assert [(c.id, c.reason) for c in record.withheld] == [
         (h.id, h.decision.reason) for h in retrieval.withheld
     ]
     assert record.seq == 0

@@ -71,9 +71,9 @@ def test_a_narrower_policy_reports_what_would_now_be_withheld(
     assert released_hr
     report = replay(path, store, NO_HR, {"alice": ALICE})
     assert report.records == len(QUESTIONS)
-    assert {c.chunk_id for c in report.newly_denied} == released_hr
+    assert {c.chunk_id for c in report.newly_withheld} == released_hr
     assert report.newly_released == []
-    assert all(c.after_detail.startswith("deny line 2") for c in report.newly_denied)
+    assert all(c.after_detail.startswith("deny line 2") for c in report.newly_withheld)
     assert report.policy_version == rg.Policy.from_casbin(MODEL, NO_HR).version
 
 
@@ -86,8 +86,8 @@ def test_a_wider_policy_reports_what_would_now_be_released(
     report = replay(path, store, EVERYTHING, {"alice": ALICE})
     assert report.newly_released
     assert all(dept_of(c.chunk_id) != "engineering" for c in report.newly_released)
-    assert all(c.before == "denied" for c in report.newly_released)
-    assert report.newly_denied == []
+    assert all(c.before == "withheld" for c in report.newly_released)
+    assert report.newly_withheld == []
 
 
 def test_the_same_policy_changes_nothing(tmp_path: Path, store: ListStore) -> None:
@@ -118,8 +118,8 @@ def test_changed_attributes_are_flagged_but_replayed(tmp_path: Path, store: List
     demoted = rg.Subject(id="alice", attributes={"tenant": "acme", "clearance": 0})
     report = replay(path, store, EVERYTHING, {"alice": demoted})
     assert report.attributes_changed == {"alice"}
-    assert report.newly_denied
-    assert all("level" in (c.after_detail or "") for c in report.newly_denied)
+    assert report.newly_withheld
+    assert all("level" in (c.after_detail or "") for c in report.newly_withheld)
 
 
 def test_chunks_gone_from_the_store_are_reported_missing(tmp_path: Path, store: ListStore) -> None:
@@ -174,7 +174,7 @@ def test_chunks_outside_the_callers_filter_stay_withheld(tmp_path: Path, store: 
         for question in QUESTIONS:
             guard.search(ALICE, EMBEDDER.embed_query(question), k=6, where={"dept": "hr"})
     [denied_reasons] = [
-        {d.reason for d in entry.record.denied} for entry in list(read_audit_records(path))[:1]
+        {d.reason for d in entry.record.withheld} for entry in list(read_audit_records(path))[:1]
     ]
     assert any(
         reason and reason.startswith("outside the caller's filter") for reason in denied_reasons

@@ -258,8 +258,8 @@ def test_guard_raises_when_the_budget_is_spent_and_releases_nothing(
     assert len(records) == 7  # denied searches are audited too
     refused = records[2]
     assert refused.released == ()
-    assert [c.id for c in refused.denied] == [h.id for h in first]
-    assert {c.reason for c in refused.denied} == {"release budget exceeded"}
+    assert [c.id for c in refused.withheld] == [h.id for h in first]
+    assert {c.reason for c in refused.withheld} == {"release budget exceeded"}
     spans = exporter.get_finished_spans()
     refused_span = spans[2]
     assert refused_span.attributes is not None
@@ -285,7 +285,7 @@ def test_backend_failure_in_the_guard_releases_nothing(
             guard.search(ALICE, QUERY, k=4)
     [entry] = list(read_audit_records(tmp_path / "audit.jsonl"))
     assert entry.record.released == ()
-    assert {c.reason for c in entry.record.denied} == {"release budget unavailable"}
+    assert {c.reason for c in entry.record.withheld} == {"release budget unavailable"}
 
 
 def test_min_score_withholds_low_scores_and_stops_fetching(
@@ -312,7 +312,7 @@ def test_min_score_withholds_low_scores_and_stops_fetching(
     reasons = [
         str(e.attributes["ragguard.reason"])
         for e in span.events
-        if e.name == "ragguard.chunk.denied" and e.attributes is not None
+        if e.name == "ragguard.chunk.withheld" and e.attributes is not None
     ]
     assert reasons
     below = [r for r in reasons if r.startswith("release budget: score ")]

@@ -100,7 +100,7 @@ def test_explain_a_denied_chunk_names_the_failed_condition(
     metadata = '{"tenant": "acme", "dept": "engineering", "level": 3}'
     code, out, _ = run(["explain", *files, "--subject", ALICE, "--metadata", metadata], capsys)
     assert code == 0
-    assert "decision:  denied: 'alice' may not read this chunk" in out
+    assert "decision:  withheld: 'alice' may not read this chunk" in out
     assert "level 3 > 2 (r.sub.clearance)" in out
 
 
@@ -113,7 +113,7 @@ def test_explain_json_carries_decision_rule_condition_and_plan(
     code, out, _ = run([*argv, "--json"], capsys)
     assert code == 0
     document = json.loads(out)
-    assert document["decision"] == "denied"
+    assert document["decision"] == "withheld"
     assert document["rule"] is None
     assert document["failed_condition"] == "deny line 3: p, engineer, legal, read, deny"
     assert document["plan"]["kind"] == "conditional"

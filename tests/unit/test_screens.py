@@ -482,14 +482,14 @@ def test_injected_chunks_are_withheld_with_reason_in_decision_trace_and_audit(
     denied = {
         e.attributes["ragguard.chunk.id"]: e.attributes["ragguard.reason"]
         for e in span.events
-        if e.name == "ragguard.chunk.denied" and e.attributes is not None
+        if e.name == "ragguard.chunk.withheld" and e.attributes is not None
     }
     assert set(denied) == INJECTED_IDS | {OTHER_TENANT_ID}
     for key in INJECTED_IDS:
         assert str(denied[key]).startswith("screen prompt_injection: prompt injection: ")
     assert "prompt_injection" not in str(denied[OTHER_TENANT_ID])  # policy denied it first
     [entry] = list(read_audit_records(tmp_path / "audit.jsonl"))
-    audit_denied = {chunk.id: chunk.reason for chunk in entry.record.denied}
+    audit_denied = {chunk.id: chunk.reason for chunk in entry.record.withheld}
     assert {k: audit_denied[k] for k in INJECTED_IDS} == {k: denied[k] for k in INJECTED_IDS}
 
 
@@ -581,7 +581,7 @@ def test_a_screen_that_raises_withholds_every_hit(store: rg.EdgeStore, policy: r
     reasons = {
         e.attributes["ragguard.reason"]
         for e in span.events
-        if e.name == "ragguard.chunk.denied" and e.attributes is not None
+        if e.name == "ragguard.chunk.withheld" and e.attributes is not None
     }
     assert "screen classifier failed (ConnectionError); withheld" in reasons
 

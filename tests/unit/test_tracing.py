@@ -165,10 +165,10 @@ def test_one_event_per_considered_chunk_and_counts_equal_the_hits(
     [span] = exporter.get_finished_spans()
     attributes = span.attributes or {}
     released = [e for e in span.events if e.name == "ragguard.chunk.released"]
-    denied = [e for e in span.events if e.name == "ragguard.chunk.denied"]
+    denied = [e for e in span.events if e.name == "ragguard.chunk.withheld"]
     assert len(hits) == 4
     assert attributes["ragguard.released.count"] == len(hits) == len(released)
-    assert attributes["ragguard.denied.count"] == len(denied) > 0
+    assert attributes["ragguard.withheld.count"] == len(denied) > 0
     assert len(span.events) == len(released) + len(denied)
     assert [e.attributes["ragguard.chunk.id"] for e in released] == [h.id for h in hits]  # type: ignore[index]
     assert [e.attributes["ragguard.rule"] for e in released] == [h.decision.rule for h in hits]  # type: ignore[index]
