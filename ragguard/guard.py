@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -324,7 +324,9 @@ class Guard:
             pseudonymize_key=pseudonymize_subject_key,
             data_source=store,
         )
-        self._pushdowns: OrderedDict[int, tuple[Plan, Plan, Pushdown]] = OrderedDict()
+        self._pushdowns: weakref.WeakKeyDictionary[Plan, tuple[Plan, Pushdown]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
     # -- planning ------------------------------------------------------------------------
@@ -336,17 +338,15 @@ class Guard:
 
     def _plan_and_pushdown(self, subject: Subject, action: str | None) -> tuple[Plan, Pushdown]:
         policy_plan = self.policy.plan(subject, action or self.action)
-        key = id(policy_plan)
-        entry = self._pushdowns.get(key)
-        if entry is not None and entry[0] is policy_plan:
-            return entry[1], entry[2]
+        entry = self._pushdowns.get(policy_plan)
+        if entry is not None:
+            return entry
         pushdown = self._pushdown_for(policy_plan)
         plan = dataclasses.replace(policy_plan, exact=pushdown.exact)
         with self._lock:
-            # Holding policy_plan keeps its id() from being reused while cached.
-            self._pushdowns[key] = (policy_plan, plan, pushdown)
-            if len(self._pushdowns) > 4096:
-                self._pushdowns.popitem(last=False)
+            # Keyed weakly on the policy's plan: the entry lives as long as the policy
+            # keeps that plan cached, and goes with it.
+            self._pushdowns[policy_plan] = (plan, pushdown)
         return plan, pushdown
 
     def _pushdown_for(self, plan: Plan) -> Pushdown:
