@@ -28,10 +28,10 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -51,7 +51,16 @@ from ragguard.policy._policy import Policy
 from ragguard.results import AuditSink, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
 from ragguard.screens._base import Screen, run_screens, screen_name
 from ragguard.stores._points import not_a_vector
-from ragguard.stores.base import Pushdown, ScrollingStore, ScrollPage, Store, StoredChunk
+from ragguard.stores.base import (
+    AsyncScrollingStore,
+    AsyncStore,
+    Pushdown,
+    ScrollingStore,
+    ScrollPage,
+    Store,
+    StoredChunk,
+    store_capabilities,
+)
 from ragguard.subject import Subject, require_subject
 from ragguard.tracing import RetrievalTracer
 
@@ -73,6 +82,7 @@ SCAN_PAGE = 1024
 SCAN_SWITCH = 1024
 """On a store that can scroll, a round that would ask for more candidates than this is
 replaced by the exact finish: reading payloads is cheaper than searching for them."""
+T = TypeVar("T")
 MAX_FETCH_LIMIT = 10_000
 INEXACT_OVERFETCH = 4
 DISTANCE_METRICS = frozenset({"euclid", "manhattan"})
@@ -310,8 +320,10 @@ class Guard:
         self.screens: tuple[Screen, ...] = tuple(screens)
         self._screens = tuple((screen_name(screen), screen) for screen in self.screens)
         self.budget = budget
+        # What the store offers beyond Store, declared once (see StoreCapabilities).
+        self.capabilities = store_capabilities(store)
         # Qdrant scores euclid/manhattan results by distance (lower is better).
-        metric = getattr(store, "distance", None)
+        metric = self.capabilities.distance
         self._lower_score_is_better = metric in DISTANCE_METRICS
         if budget is not None and budget.min_score is not None and self._lower_score_is_better:
             raise ValueError(
@@ -322,7 +334,7 @@ class Guard:
             tracer_provider,
             capture_content=capture_content,
             pseudonymize_key=pseudonymize_subject_key,
-            data_source=store,
+            data_source=self.capabilities,
         )
         self._pushdowns: weakref.WeakKeyDictionary[Plan, tuple[Plan, Pushdown]] = (
             weakref.WeakKeyDictionary()
@@ -393,10 +405,11 @@ class Guard:
                 fetch.feed(self._store_search(query, limit, fetch.pushdown))
             scan = self._scan(fetch, query)
             if scan is not None:
+                store = cast(ScrollingStore, self.store)
                 while (request := scan.next_request()) is not None:
-                    scan.feed(self._store_call("scroll", fetch.pushdown, *request))
+                    scan.feed(self._store_call("scroll", store.scroll, fetch.pushdown, *request))
                 for ids in scan.vector_batches():
-                    scan.score(self._store_call("vectors", ids))
+                    scan.score(self._store_call("vectors", store.vectors, ids))
                 self._finish_scan(scan)
             return self._finish(fetch, started, span)
 
@@ -413,10 +426,9 @@ class Guard:
         started = time.perf_counter()
         with self._tracer.retrieval(subject, k) as span:
             fetch, query = self._start(subject, vector, k, action, where)
-            native_async = getattr(self.store, "asearch", None)
             while (limit := fetch.next_limit()) is not None:
-                if native_async is not None:
-                    results = await self._store_asearch(native_async, query, limit, fetch.pushdown)
+                if self.capabilities.asearch:
+                    results = await self._store_asearch(query, limit, fetch.pushdown)
                 else:
                     results = await asyncio.to_thread(
                         self._store_search, query, limit, fetch.pushdown
@@ -425,9 +437,9 @@ class Guard:
             scan = self._scan(fetch, query)
             if scan is not None:
                 while (request := scan.next_request()) is not None:
-                    scan.feed(await self._store_acall("scroll", fetch.pushdown, *request))
+                    scan.feed(await self._store_ascroll(fetch.pushdown, *request))
                 for ids in scan.vector_batches():
-                    scan.score(await self._store_acall("vectors", ids))
+                    scan.score(await self._store_avectors(ids))
                 self._finish_scan(scan)
             return self._finish(fetch, started, span)
 
@@ -454,7 +466,7 @@ class Guard:
         self._tracer.planned(plan)
         limit = k if pushdown.exact else min(k * INEXACT_OVERFETCH, MAX_FETCH_LIMIT)
         fetch = _Fetch(self, subject, plan, pushdown, k, limit, _query_digest(array))
-        fetch.can_scan = self.max_scan > 0 and isinstance(self.store, ScrollingStore)
+        fetch.can_scan = self.max_scan > 0 and self.capabilities.scroll
         if pushdown.matches_nothing:
             fetch.done = True  # deny_all: the store is never touched
         query: list[float] = array.tolist()
@@ -464,7 +476,7 @@ class Guard:
         """The exact finish, when the rounds ran out and the store can scroll."""
         if not fetch.truncated or not fetch.can_scan or fetch.pushdown.matches_nothing:
             return None
-        metric = str(getattr(self.store, "distance", "cosine"))
+        metric = self.capabilities.distance
         return _Scan(fetch, np.asarray(query, dtype=np.float64), metric, self.max_scan)
 
     def _finish_scan(self, scan: _Scan) -> None:
@@ -477,26 +489,40 @@ class Guard:
                 self.max_scan,
             )
 
-    def _store_call(self, operation: str, *args: Any) -> Any:
-        """``store.<operation>(*args)`` (``scroll`` or ``vectors``); failures: StoreError."""
+    def _store_call(self, operation: str, method: Callable[..., T], *args: Any) -> T:
+        """``method(*args)``, the store's ``scroll`` or ``vectors``; failures: StoreError."""
         try:
-            return getattr(self.store, operation)(*args)
+            return method(*args)
         except StoreError:
             raise
         except Exception as exc:
             raise StoreError(f"the store failed during {operation}: {self._describe(exc)}") from exc
 
-    async def _store_acall(self, operation: str, *args: Any) -> Any:
-        """The store's ``a<operation>`` when it has one, else :meth:`_store_call` in a thread."""
-        native = getattr(self.store, "a" + operation, None)
-        if native is None:
-            return await asyncio.to_thread(self._store_call, operation, *args)
+    async def _store_acall(self, operation: str, call: Awaitable[T]) -> T:
         try:
-            return await native(*args)
+            return await call
         except StoreError:
             raise
         except Exception as exc:
             raise StoreError(f"the store failed during {operation}: {self._describe(exc)}") from exc
+
+    async def _store_ascroll(
+        self, pushdown: Pushdown, limit: int, offset: str | int | None
+    ) -> ScrollPage:
+        """The store's ``ascroll`` when it declares one, else ``scroll`` in a thread."""
+        if self.capabilities.ascroll:
+            store = cast(AsyncScrollingStore, self.store)
+            return await self._store_acall("scroll", store.ascroll(pushdown, limit, offset))
+        scroll = cast(ScrollingStore, self.store).scroll
+        return await asyncio.to_thread(self._store_call, "scroll", scroll, pushdown, limit, offset)
+
+    async def _store_avectors(self, ids: list[str]) -> dict[str, list[float]]:
+        """The store's ``avectors`` when it declares ``ascroll``, else ``vectors`` in a thread."""
+        if self.capabilities.ascroll:
+            store = cast(AsyncScrollingStore, self.store)
+            return await self._store_acall("vectors", store.avectors(ids))
+        vectors = cast(ScrollingStore, self.store).vectors
+        return await asyncio.to_thread(self._store_call, "vectors", vectors, ids)
 
     def _store_search(
         self, query: list[float], limit: int, pushdown: Pushdown
@@ -509,12 +535,11 @@ class Guard:
             raise self._store_failed(exc) from exc
 
     async def _store_asearch(
-        self, asearch: Any, query: list[float], limit: int, pushdown: Pushdown
+        self, query: list[float], limit: int, pushdown: Pushdown
     ) -> list[StoredChunk]:
+        store = cast(AsyncStore, self.store)
         try:
-            results: list[StoredChunk] = await asearch(
-                query, limit, pushdown, exact=self.exact_search
-            )
+            results = await store.asearch(query, limit, pushdown, exact=self.exact_search)
         except StoreError:
             raise
         except Exception as exc:

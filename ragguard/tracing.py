@@ -71,6 +71,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from ragguard.exceptions import RagGuardError
+from ragguard.stores.base import StoreCapabilities, store_capabilities
 
 if TYPE_CHECKING:
     from ragguard.policy._plan import Plan
@@ -122,19 +123,19 @@ def pseudonymize(subject_id: str, key: bytes) -> str:
     return digest.hexdigest()[:PSEUDONYM_LENGTH]
 
 
-def _store_attributes(store: object) -> dict[str, str]:
-    """What a store says about itself for traces: ``db_system_name`` and ``collection``.
-
-    Both are optional attributes of the store object; nothing is guessed.
-    """
+def _store_attributes(source: object) -> dict[str, str]:
+    """What a store declares about itself for traces (``StoreCapabilities``:
+    ``db_system_name`` and ``collection``); ``source`` is the capabilities or the store.
+    Nothing is guessed."""
+    if source is None:
+        return {}
+    capabilities = source if isinstance(source, StoreCapabilities) else store_capabilities(source)
     attributes: dict[str, str] = {}
-    system = getattr(store, "db_system_name", None)
-    if isinstance(system, str) and system:
-        attributes["db.system.name"] = system
-    collection = getattr(store, "collection", None)
-    if isinstance(collection, str) and collection:
-        attributes["db.collection.name"] = collection
-        attributes["gen_ai.data_source.id"] = collection
+    if capabilities.db_system_name:
+        attributes["db.system.name"] = capabilities.db_system_name
+    if capabilities.collection:
+        attributes["db.collection.name"] = capabilities.collection
+        attributes["gen_ai.data_source.id"] = capabilities.collection
     return attributes
 
 
@@ -151,9 +152,9 @@ class RetrievalTracer:
     * ``capture_content`` — also record chunk text and the released documents list.
     * ``pseudonymize_key`` — export ``enduser.pseudo.id`` (:func:`pseudonymize`) instead
       of ``enduser.id``, for deployments that must not export user ids.
-    * ``data_source`` — the store; its optional ``db_system_name`` and ``collection``
-      attributes become ``db.system.name``, ``db.collection.name`` and
-      ``gen_ai.data_source.id``.
+    * ``data_source`` — the store or its ``StoreCapabilities``: the declared
+      ``db_system_name`` and ``collection`` become ``db.system.name``,
+      ``db.collection.name`` and ``gen_ai.data_source.id``.
     """
 
     def __init__(

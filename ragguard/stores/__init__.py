@@ -8,23 +8,29 @@
 * :class:`ChromaStore` — a Chroma collection, embedded or a server (``ragguard[chroma]``,
   imported on first use).
 
-All implement the :class:`Store` protocol (``ragguard.stores.base``); ``EdgeStore`` and
-``QdrantStore`` also the optional :class:`ScrollingStore` capability (the guard's exact
-finish of inexact searches). A store narrows candidates with the pushed-down filter,
+All implement the :class:`Store` protocol (``ragguard.stores.base``) and declare what
+else they offer in a :class:`StoreCapabilities` (``store.capabilities``): the optional
+:class:`AsyncStore` and :class:`ScrollingStore` protocols (``EdgeStore`` and
+``QdrantStore`` scroll: the guard's exact finish of inexact searches), the metric, and
+what traces name. A store narrows candidates with the pushed-down filter,
 the guard decides.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from ragguard.stores.base import (
+    AsyncScrollingStore,
+    AsyncStore,
     Chunk,
     IndexSpec,
     Pushdown,
     ScrollingStore,
     ScrollPage,
     Store,
+    StoreCapabilities,
     StoredChunk,
     point_id,
+    store_capabilities,
 )
 from ragguard.stores.edge import EdgeStore
 
@@ -51,6 +57,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AsyncScrollingStore",
+    "AsyncStore",
     "ChromaStore",
     "Chunk",
     "EdgeStore",
@@ -61,6 +69,8 @@ __all__ = [
     "ScrollPage",
     "ScrollingStore",
     "Store",
+    "StoreCapabilities",
     "StoredChunk",
     "point_id",
+    "store_capabilities",
 ]

@@ -5,11 +5,22 @@ A store does three things for the guard: turn a plan's filter IR into its native
 (:meth:`Store.search`), and hand back what it holds (:meth:`Store.get`). Stores never
 decide access: they narrow the candidates, the guard re-checks every hit.
 
-One optional capability, :class:`ScrollingStore` (``scroll`` and ``vectors``), lets the
-guard finish an inexact search exactly: when its bounded over-fetch rounds run out, it
-reads every point matching the relaxed filter, decides each one with the plan and
-scores the survivors itself from their stored vectors. :class:`~ragguard.EdgeStore`
-and :class:`~ragguard.QdrantStore` have it.
+What else a store offers is declared, not probed: :class:`StoreCapabilities`, returned by
+the store's optional ``capabilities`` attribute and read once, when a ``Guard`` is
+built (:func:`store_capabilities`). It says which optional protocols the store
+implements and describes it:
+
+* :class:`AsyncStore` (``asearch``): ``Guard.asearch`` awaits it instead of running
+  ``search`` in a worker thread;
+* :class:`ScrollingStore` (``scroll`` and ``vectors``) lets the guard finish an inexact
+  search exactly: when its bounded over-fetch rounds run out, it reads every point
+  matching the relaxed filter, decides each one with the plan and scores the survivors
+  itself from their stored vectors; :class:`AsyncScrollingStore` (``ascroll``,
+  ``avectors``) is its async form. :class:`~ragguard.EdgeStore` and
+  :class:`~ragguard.QdrantStore` scroll;
+* ``distance`` (how scores order: ``euclid``/``manhattan`` are distances, released
+  lowest first), ``db_system_name`` and ``collection`` (trace attributes),
+  ``metadata_key`` (the payload key holding the metadata, for adapters).
 """
 
 from __future__ import annotations
@@ -17,23 +28,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
 from ragguard.policy._index import IndexSpec, PayloadSchema
 
 __all__ = [
+    "DISTANCES",
+    "AsyncScrollingStore",
+    "AsyncStore",
     "Chunk",
+    "Distance",
     "IndexSpec",
     "PayloadSchema",
     "Pushdown",
     "ScrollPage",
     "ScrollingStore",
     "Store",
+    "StoreCapabilities",
     "StoredChunk",
     "point_id",
+    "store_capabilities",
 ]
+
+Distance = Literal["cosine", "dot", "euclid", "manhattan"]
+DISTANCES: frozenset[str] = frozenset({"cosine", "dot", "euclid", "manhattan"})
 
 
 @dataclass(frozen=True)
@@ -140,9 +160,9 @@ class ScrollingStore(Protocol):
 
     The guard uses it to finish an inexact search exactly when the bounded over-fetch
     rounds run out (``Guard(max_scan=)`` bounds how many points it reads); it scores
-    the points it keeps in the store's ``distance`` (``"cosine"`` when absent). A store
-    may also offer ``async def ascroll(...)`` and ``async def avectors(...)`` with the
-    same signatures; ``Guard.asearch`` uses them when present.
+    the points it keeps in the store's ``distance`` (:class:`StoreCapabilities`). A store
+    declares it with ``StoreCapabilities(scroll=True)``; its async form is
+    :class:`AsyncScrollingStore`.
     """
 
     def scroll(self, pushdown: Pushdown, limit: int, offset: str | int | None = None) -> ScrollPage:
@@ -154,6 +174,130 @@ class ScrollingStore(Protocol):
         """The stored vectors of these points, by id (missing ones left out; for a cosine
         collection Qdrant stores them normalised). Raises ``StoreError``."""
         ...
+
+
+@runtime_checkable
+class AsyncScrollingStore(Protocol):
+    """Optional: the async form of :class:`ScrollingStore` (``Guard.asearch`` uses it)."""
+
+    async def ascroll(
+        self, pushdown: Pushdown, limit: int, offset: str | int | None = None
+    ) -> ScrollPage:
+        """As :meth:`ScrollingStore.scroll`."""
+        ...
+
+    async def avectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """As :meth:`ScrollingStore.vectors`."""
+        ...
+
+
+@runtime_checkable
+class AsyncStore(Protocol):
+    """Optional: a native async search (``Guard.asearch`` awaits it; without it, the
+    guard runs :meth:`Store.search` in a worker thread)."""
+
+    async def asearch(
+        self,
+        vector: Sequence[float],
+        limit: int,
+        pushdown: Pushdown,
+        *,
+        exact: bool = False,
+    ) -> list[StoredChunk]:
+        """As :meth:`Store.search`."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoreCapabilities:
+    """What a store offers beyond :class:`Store`, declared by the store.
+
+    A store returns one from its ``capabilities`` attribute (a property or a plain
+    attribute); the guard reads it once, at construction, and checks that every
+    protocol it claims is implemented::
+
+        @property
+        def capabilities(self) -> StoreCapabilities:
+            return StoreCapabilities(distance=self.distance, scroll=True, collection="docs")
+
+    * ``distance`` — the metric its scores are in: ``cosine``/``dot`` are similarities
+      (higher is better), ``euclid``/``manhattan`` distances (lower is better, released
+      lowest first); the exact finish scores in it.
+    * ``asearch`` — implements :class:`AsyncStore`.
+    * ``scroll`` — implements :class:`ScrollingStore` (the exact finish of inexact
+      searches); ``ascroll`` — also :class:`AsyncScrollingStore`.
+    * ``db_system_name`` / ``collection`` — trace attributes (``db.system.name``,
+      ``db.collection.name`` and ``gen_ai.data_source.id``); ``None``: not recorded.
+    * ``metadata_key`` — the payload key holding the chunk metadata (LangChain's layout:
+      ``"metadata"``); adapters that write filters on payload paths read it.
+    """
+
+    distance: Distance = "cosine"
+    asearch: bool = False
+    scroll: bool = False
+    ascroll: bool = False
+    db_system_name: str | None = None
+    collection: str | None = None
+    metadata_key: str = "metadata"
+
+    def __post_init__(self) -> None:
+        if self.distance not in DISTANCES:
+            raise ValueError(
+                f"unknown distance {self.distance!r}; choose one of {sorted(DISTANCES)}"
+            )
+        if self.ascroll and not self.scroll:
+            raise ValueError("ascroll=True needs scroll=True (the sync form is the fallback)")
+        if not isinstance(self.metadata_key, str) or not self.metadata_key:
+            raise ValueError("metadata_key must be a non-empty string")
+
+
+def store_capabilities(store: object) -> StoreCapabilities:
+    """The capabilities ``store`` declares, checked against what it implements.
+
+    A store's ``capabilities`` attribute, when it has one (it must be a
+    :class:`StoreCapabilities`); for a store written before capabilities were declared,
+    they are inferred once from the optional protocols it implements and its
+    ``distance``, ``db_system_name``, ``collection`` and ``metadata_key`` attributes.
+    Raises ``TypeError`` when the store claims a protocol it does not implement.
+    """
+    declared = getattr(store, "capabilities", None)
+    if declared is None:
+        return _inferred_capabilities(store)
+    if not isinstance(declared, StoreCapabilities):
+        raise TypeError(
+            f"{type(store).__name__}.capabilities must be a ragguard.stores.StoreCapabilities, "
+            f"got {type(declared).__name__}"
+        )
+    claims = (
+        ("asearch", AsyncStore),
+        ("scroll", ScrollingStore),
+        ("ascroll", AsyncScrollingStore),
+    )
+    for name, protocol in claims:
+        if getattr(declared, name) and not isinstance(store, protocol):
+            raise TypeError(
+                f"{type(store).__name__} declares {name}=True but does not implement "
+                f"{protocol.__name__}"
+            )
+    return declared
+
+
+def _inferred_capabilities(store: object) -> StoreCapabilities:
+    def text(name: str) -> str | None:
+        value = getattr(store, name, None)
+        return value if isinstance(value, str) and value else None
+
+    distance = text("distance") or "cosine"
+    scroll = isinstance(store, ScrollingStore)
+    return StoreCapabilities(
+        distance=cast(Distance, distance),
+        asearch=isinstance(store, AsyncStore),
+        scroll=scroll,
+        ascroll=scroll and isinstance(store, AsyncScrollingStore),
+        db_system_name=text("db_system_name"),
+        collection=text("collection"),
+        metadata_key=text("metadata_key") or "metadata",
+    )
 
 
 _ID_NAMESPACE = uuid.UUID("6f1c5a8e-3c1b-4bb8-9a53-2b7f0e8d4c11")

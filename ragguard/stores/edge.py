@@ -48,7 +48,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import qdrant_edge as qe
@@ -57,7 +57,16 @@ from ragguard.exceptions import StoreError
 from ragguard.policy import ir
 from ragguard.stores._points import as_payload, as_vector, dense_vector, stored_chunk
 from ragguard.stores._qdrant_filter import FilterTranslator
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, ScrollPage, StoredChunk, point_id
+from ragguard.stores.base import (
+    Chunk,
+    Distance,
+    IndexSpec,
+    Pushdown,
+    ScrollPage,
+    StoreCapabilities,
+    StoredChunk,
+    point_id,
+)
 
 __all__ = ["EdgeStore"]
 
@@ -277,6 +286,17 @@ class EdgeStore:
     def dim(self) -> int:
         """Dimension of the stored vectors."""
         return self._dim
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """Scrolls (the guard's exact finish); searches synchronously (the engine is
+        in-process: ``Guard.asearch`` uses a worker thread)."""
+        return StoreCapabilities(
+            distance=cast(Distance, self.distance),
+            scroll=True,
+            db_system_name=self.db_system_name,
+            metadata_key=METADATA_KEY,
+        )
 
     def translate(self, expr: ir.Expr) -> Pushdown:
         """The Qdrant filter for a plan's filter IR (see ``ragguard.stores._qdrant_filter``)."""

@@ -21,13 +21,21 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from ragguard._canonical import CanonicalizationError, canonical_value
 from ragguard.exceptions import MissingDependencyError, StoreError
 from ragguard.policy import ir
 from ragguard.stores._points import as_vector
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk, point_id
+from ragguard.stores.base import (
+    Chunk,
+    Distance,
+    IndexSpec,
+    Pushdown,
+    StoreCapabilities,
+    StoredChunk,
+    point_id,
+)
 
 try:
     import psycopg
@@ -274,6 +282,16 @@ class PgVectorStore:
     def dim(self) -> int:
         """Dimension of the stored vectors."""
         return self._dim
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """Async search (the async pool if given, else a worker thread); no scroll."""
+        return StoreCapabilities(
+            distance=cast(Distance, self.distance),
+            asearch=True,
+            db_system_name=self.db_system_name,
+            collection=self.collection,
+        )
 
     def translate(self, expr: ir.Expr) -> Pushdown:
         """The SQL condition for a plan's filter IR (see ``ragguard.stores._pg_filter``)."""

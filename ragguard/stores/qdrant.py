@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from qdrant_client import AsyncQdrantClient, QdrantClient
 from qdrant_client import models as qm
@@ -31,7 +31,16 @@ from ragguard.stores._points import (
     stored_llamaindex_chunk,
 )
 from ragguard.stores._qdrant_filter import FilterTranslator
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, ScrollPage, StoredChunk, point_id
+from ragguard.stores.base import (
+    Chunk,
+    Distance,
+    IndexSpec,
+    Pushdown,
+    ScrollPage,
+    StoreCapabilities,
+    StoredChunk,
+    point_id,
+)
 
 __all__ = ["QdrantStore", "translate_filter"]
 
@@ -216,6 +225,19 @@ class QdrantStore:
     def dim(self) -> int:
         """Dimension of the collection's vectors."""
         return self._dim
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """Async search and scroll (natively with an async client, else in a thread)."""
+        return StoreCapabilities(
+            distance=cast(Distance, self.distance),
+            asearch=True,
+            scroll=True,
+            ascroll=True,
+            db_system_name=self.db_system_name,
+            collection=self.collection,
+            metadata_key=self.metadata_key,
+        )
 
     def translate(self, expr: ir.Expr) -> Pushdown:
         """The Qdrant filter for a plan's filter IR (see ``ragguard.stores._qdrant_filter``)."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -45,6 +45,7 @@ from ragguard import Guard, Hit, Policy, QdrantStore, Subject, SubjectError
 from ragguard.policy import ir
 from ragguard.stores import Store
 from ragguard_langchain._filters import caller_filter_to_ir
+from ragguard_langchain._types import QueryEmbedder
 from ragguard_langchain.vectorstores import PostFilterStore, PostFilterWarning
 
 __all__ = ["SUBJECT_CONFIG_KEY", "GuardedRetriever", "QueryEmbedder", "document_from_hit"]
@@ -53,21 +54,6 @@ SUBJECT_CONFIG_KEY = "ragguard_subject"
 """The ``config["configurable"]`` key that carries the subject of one call."""
 
 _SEARCH_KWARGS = frozenset({"k", "filter"})
-
-
-class QueryEmbedder(Protocol):
-    """What the retriever needs from embeddings: LangChain's two query methods.
-
-    Every LangChain ``Embeddings`` has them, and so does ``ragguard.testing.HashEmbedder``.
-    """
-
-    def embed_query(self, text: str) -> list[float]:
-        """The vector of one query."""
-        ...
-
-    async def aembed_query(self, text: str) -> list[float]:
-        """The vector of one query, asynchronously."""
-        ...
 
 
 class GuardedRetriever(BaseRetriever):
@@ -316,8 +302,7 @@ def _with_config_subject(config: RunnableConfig | None, kwargs: dict[str, Any]) 
 
 
 def _metadata_key(guard: Guard) -> str:
-    key = getattr(guard.store, "metadata_key", "metadata")
-    return key if isinstance(key, str) and key else "metadata"
+    return guard.capabilities.metadata_key
 
 
 def _qdrant_store(vectorstore: VectorStore) -> QdrantStore | None:

@@ -15,17 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
 
 from ragguard import StoreError
 from ragguard.policy import ir
-from ragguard.stores import Chunk, IndexSpec, Pushdown, StoredChunk
-
-if TYPE_CHECKING:
-    from ragguard_langchain.retriever import QueryEmbedder
+from ragguard.stores import Chunk, IndexSpec, Pushdown, StoreCapabilities, StoredChunk
+from ragguard_langchain._types import QueryEmbedder
 
 __all__ = ["PostFilterStore", "PostFilterWarning"]
 
@@ -81,6 +79,11 @@ class PostFilterStore:
     def dim(self) -> int:
         """Dimension of the query vectors."""
         return self._dim
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """Rank scores (higher is better), sync search only, no scroll."""
+        return StoreCapabilities(db_system_name=self.db_system_name)
 
     def translate(self, expr: ir.Expr) -> Pushdown:
         """No pushdown: only the constant plans are exact."""
