@@ -195,3 +195,13 @@ def test_documents_without_ids_are_decided_one_by_one(
 def test_a_vectorstore_without_embeddings_needs_them(policy: rg.Policy) -> None:
     with pytest.raises(ValueError, match="pass embeddings="):
         GuardedRetriever.from_vectorstore(_NoIdVectorStore([]), policy)
+
+
+def test_post_filter_store_declares_its_capabilities(
+    policy: rg.Policy, in_memory: InMemoryVectorStore
+) -> None:
+    """Rank scores (a similarity), no native async search, no scroll: the guard searches
+    it in a thread and cannot finish exactly."""
+    store = PostFilterStore(in_memory, dim=DIM)
+    assert store.capabilities == rg.StoreCapabilities(db_system_name="langchain")
+    assert rg.Guard(policy, store).capabilities == store.capabilities
