@@ -254,7 +254,7 @@ class GatewayService:
                 verdict = rg.ProvenanceVerdict("error", False, type(exc).__name__)
             provenance = {"status": verdict.status, "reason": verdict.reason}
             if not verdict.released:
-                decision = decision.denied(f"provenance: {verdict.reason or verdict.status}")
+                decision = decision.withheld(f"provenance: {verdict.reason or verdict.status}")
         if not decision.released:
             if self.config.explain.reveal_withheld_reasons:
                 hidden["reason"] = decision.reason
