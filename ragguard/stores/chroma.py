@@ -25,7 +25,16 @@ from ragguard._canonical import CanonicalizationError, canonical_value
 from ragguard.exceptions import MissingDependencyError, StoreError
 from ragguard.policy import ir
 from ragguard.stores._points import as_vector
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, ScrollPage, StoredChunk, point_id
+from ragguard.stores.base import (
+    Chunk,
+    Distance,
+    IndexSpec,
+    Pushdown,
+    ScrollPage,
+    StoreCapabilities,
+    StoredChunk,
+    point_id,
+)
 
 try:
     import chromadb
@@ -164,6 +173,18 @@ class ChromaStore:
     def dim(self) -> int:
         """Dimension of the stored vectors."""
         return self._dim
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """Async search and scroll (Chroma's async client if given, else a thread)."""
+        return StoreCapabilities(
+            distance=cast(Distance, self.distance),
+            asearch=True,
+            scroll=True,
+            ascroll=True,
+            db_system_name=self.db_system_name,
+            collection=self.collection,
+        )
 
     def translate(self, expr: ir.Expr) -> Pushdown:
         """The ``where`` document for a plan's filter IR (``ragguard.stores._chroma_filter``)."""

@@ -20,8 +20,8 @@ import pytest
 
 import ragguard as rg
 from ragguard.audit import JsonlAuditLog, verify_audit_log
-from ragguard.guard import Hit, ProvenanceVerdict, Retrieval
 from ragguard.policy._plan import Decision
+from ragguard.results import Hit, ProvenanceVerdict, Retrieval
 from ragguard.testing import in_memory_tracing
 from ragguard.tracing import RetrievalTracer
 

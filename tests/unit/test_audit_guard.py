@@ -12,7 +12,7 @@ from test_tracing import ALICE, CORPUS, EMBEDDER, MODEL, POLICY, QUESTION, ListS
 
 import ragguard as rg
 from ragguard.audit import JsonlAuditLog, read_audit_records, verify_audit_log
-from ragguard.guard import ProvenanceVerdict, Retrieval
+from ragguard.results import ProvenanceVerdict, Retrieval
 from ragguard.testing import in_memory_tracing
 
 

@@ -27,8 +27,8 @@ from ragguard.audit import (
     verify_audit_log,
 )
 from ragguard.audit._record import canonical_json
-from ragguard.guard import Hit, ProvenanceVerdict, Retrieval
 from ragguard.policy._plan import Decision
+from ragguard.results import Hit, ProvenanceVerdict, Retrieval
 
 MODEL = """
 [request_definition]

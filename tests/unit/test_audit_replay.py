@@ -11,7 +11,7 @@ from test_tracing import CORPUS, EMBEDDER, ListStore, corpus_store
 
 import ragguard as rg
 from ragguard.audit import JsonlAuditLog, read_audit_records, replay_audit_log
-from ragguard.guard import ProvenanceVerdict
+from ragguard.results import ProvenanceVerdict
 from ragguard.stores.base import StoredChunk
 
 MODEL = """

@@ -234,3 +234,24 @@ def test_qdrant_store_declares_async_and_scroll() -> None:
         assert rg.Guard(rg.Policy.from_casbin(MODEL, POLICY), store).capabilities == caps
     finally:
         store.close()
+
+
+def test_chroma_store_declares_async_and_scroll() -> None:
+    chromadb = pytest.importorskip("chromadb")
+    client = chromadb.EphemeralClient()
+    store = rg.ChromaStore(
+        client, "capabilities-test", dim=2, create_if_missing=True, distance="euclid"
+    )
+    try:
+        caps = store.capabilities
+        assert caps == StoreCapabilities(
+            distance="euclid",
+            asearch=True,
+            scroll=True,
+            ascroll=True,
+            db_system_name="chroma",
+            collection="capabilities-test",
+        )
+        assert rg.Guard(rg.Policy.from_casbin(MODEL, POLICY), store).capabilities == caps
+    finally:
+        store.close()
