@@ -11,6 +11,12 @@ that uses it gives the same answer on every machine::
     chunks = [doc.to_chunk(vector) for doc, vector in zip(documents, vectors)]
     provider, exporter = in_memory_tracing()   # pass tracer_provider=provider to the Guard
 
+Test doubles for the guard's collaborators: :class:`InMemoryStore` (a ``Store`` with
+exact search and exact filter pushdown, failure injection and call counting),
+:class:`RecordingAuditSink` and :class:`FailingAuditSink`. For store authors,
+:mod:`ragguard.testing.store_kit` is a pytest conformance suite to subclass (it needs
+pytest and hypothesis: ``pip install "ragguard[testing]"``; nothing here imports them).
+
 These are test doubles: :class:`HashEmbedder` finds chunks that share words with the
 question, which is enough to exercise a policy end to end, not to judge answer quality.
 """
@@ -32,6 +38,7 @@ import numpy.typing as npt
 
 from ragguard.exceptions import MissingDependencyError
 from ragguard.stores.base import Chunk
+from ragguard.testing._memory import FailingAuditSink, InMemoryStore, RecordingAuditSink
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -39,8 +46,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CorpusDocument",
+    "FailingAuditSink",
     "HashEmbedder",
+    "InMemoryStore",
     "MetadataValue",
+    "RecordingAuditSink",
     "clustered_vectors",
     "in_memory_tracing",
     "sample_corpus",
