@@ -207,8 +207,8 @@ class InMemoryStore:
         for chunk in chunks:
             key = str(point_id(chunk.id))
             vector = np.asarray(as_vector(chunk.vector, self._dim), dtype=np.float64)
-            payload = as_payload(chunk.text, chunk.metadata, key)
-            prepared.append((key, vector, (chunk.text, copy.deepcopy(payload["metadata"]))))
+            checked = as_payload(chunk.text, chunk.metadata, key)
+            prepared.append((key, vector, (chunk.text, copy.deepcopy(checked["metadata"]))))
         with self._lock:
             if self.closed:
                 raise StoreError("this InMemoryStore is closed")
