@@ -140,9 +140,6 @@ class InMemoryStore:
         """The metric ``search`` scores in."""
         return self._distance
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
     def count(self) -> int:
         """How many points the store holds."""
         return len(self._ids)

@@ -8,33 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tracing import ALICE, CORPUS, EMBEDDER, MODEL, POLICY, QUESTION, ListStore, corpus_store
+from test_tracing import ALICE, CORPUS, EMBEDDER, MODEL, POLICY, QUESTION, corpus_store
 
 import ragguard as rg
 from ragguard.audit import JsonlAuditLog, read_audit_records, verify_audit_log
-from ragguard.results import ProvenanceVerdict, Retrieval
-from ragguard.testing import in_memory_tracing
+from ragguard.results import ProvenanceVerdict
+from ragguard.testing import FailingAuditSink, InMemoryStore, in_memory_tracing
 
 
 @pytest.fixture(scope="module")
-def store() -> ListStore:
+def store() -> InMemoryStore:
     return corpus_store()
 
 
 @pytest.fixture
 def policy() -> rg.Policy:
     return rg.Policy.from_casbin(MODEL, POLICY)
-
-
-class BrokenSink:
-    """An audit sink whose storage is gone."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def record(self, retrieval: Retrieval) -> None:
-        self.calls += 1
-        raise OSError("disk full")
 
 
 class StatusByLevel:
@@ -50,7 +39,7 @@ class StatusByLevel:
 
 
 def test_every_search_leaves_one_record_matching_what_was_returned(
-    tmp_path: Path, store: ListStore, policy: rg.Policy
+    tmp_path: Path, store: InMemoryStore, policy: rg.Policy
 ) -> None:
     """Released ids in the record are the hits returned; denied are what was withheld."""
     provider, exporter = in_memory_tracing()
@@ -77,7 +66,7 @@ def test_every_search_leaves_one_record_matching_what_was_returned(
 
 
 def test_audit_file_holds_no_chunk_text_and_no_query(
-    tmp_path: Path, store: ListStore, policy: rg.Policy
+    tmp_path: Path, store: InMemoryStore, policy: rg.Policy
 ) -> None:
     """Nothing a user typed or a chunk said ends up in the audit file."""
     path = tmp_path / "audit.jsonl"
@@ -93,10 +82,10 @@ def test_audit_file_holds_no_chunk_text_and_no_query(
 
 
 def test_audit_required_turns_a_failed_write_into_an_error_and_releases_nothing(
-    store: ListStore, policy: rg.Policy
+    store: InMemoryStore, policy: rg.Policy
 ) -> None:
     """audit_required=True: no record, no results; the caller gets AuditError."""
-    sink = BrokenSink()
+    sink = FailingAuditSink()
     guard = rg.Guard(policy, store, audit=sink, audit_required=True)
     with pytest.raises(rg.AuditError, match="nothing released"):
         guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)
@@ -104,7 +93,7 @@ def test_audit_required_turns_a_failed_write_into_an_error_and_releases_nothing(
 
 
 def test_audit_required_with_a_closed_log_fails_closed(
-    tmp_path: Path, store: ListStore, policy: rg.Policy
+    tmp_path: Path, store: InMemoryStore, policy: rg.Policy
 ) -> None:
     """A closed JsonlAuditLog is a failed write like any other."""
     audit = JsonlAuditLog(tmp_path / "audit.jsonl")
@@ -114,19 +103,21 @@ def test_audit_required_with_a_closed_log_fails_closed(
         guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)
 
 
-async def test_audit_required_holds_for_async_searches(store: ListStore, policy: rg.Policy) -> None:
+async def test_audit_required_holds_for_async_searches(
+    store: InMemoryStore, policy: rg.Policy
+) -> None:
     """asearch fails closed on a failed audit write too."""
-    guard = rg.Guard(policy, store, audit=BrokenSink(), audit_required=True)
+    guard = rg.Guard(policy, store, audit=FailingAuditSink(), audit_required=True)
     with pytest.raises(rg.AuditError):
         await guard.asearch(ALICE, EMBEDDER.embed_query(QUESTION), k=3)
 
 
 def test_audit_failure_is_traced_and_logged_when_not_required(
-    store: ListStore, policy: rg.Policy, caplog: pytest.LogCaptureFixture
+    store: InMemoryStore, policy: rg.Policy, caplog: pytest.LogCaptureFixture
 ) -> None:
     """audit_required=False: hits are returned, the failure is logged and on the span."""
     provider, exporter = in_memory_tracing()
-    guard = rg.Guard(policy, store, audit=BrokenSink(), tracer_provider=provider)
+    guard = rg.Guard(policy, store, audit=FailingAuditSink(), tracer_provider=provider)
     with caplog.at_level(logging.WARNING, logger="ragguard"):
         hits = guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)
     assert len(hits) == 3
@@ -137,7 +128,7 @@ def test_audit_failure_is_traced_and_logged_when_not_required(
 
 
 def test_provenance_results_are_recorded_per_chunk(
-    tmp_path: Path, store: ListStore, policy: rg.Policy
+    tmp_path: Path, store: InMemoryStore, policy: rg.Policy
 ) -> None:
     """Released chunks carry their provenance status; tampered ones are denied with it."""
     path = tmp_path / "audit.jsonl"

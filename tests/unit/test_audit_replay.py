@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tracing import CORPUS, EMBEDDER, ListStore, corpus_store
+from test_tracing import CORPUS, EMBEDDER, corpus_store
 
 import ragguard as rg
 from ragguard.audit import JsonlAuditLog, read_audit_records, replay_audit_log
 from ragguard.results import ProvenanceVerdict
-from ragguard.stores.base import StoredChunk
+from ragguard.testing import InMemoryStore
 
 MODEL = """
 [request_definition]
@@ -35,11 +35,13 @@ QUESTIONS = ("salary bands and compensation review", "restart the billing servic
 
 
 @pytest.fixture(scope="module")
-def store() -> ListStore:
+def store() -> InMemoryStore:
     return corpus_store()
 
 
-def record_searches(path: Path, store: ListStore, policy_text: str, **guard: Any) -> list[rg.Hit]:
+def record_searches(
+    path: Path, store: InMemoryStore, policy_text: str, **guard: Any
+) -> list[rg.Hit]:
     """Run the questions as alice under ``policy_text``, audited to ``path``."""
     policy = rg.Policy.from_casbin(MODEL, policy_text)
     hits: list[rg.Hit] = []
@@ -62,7 +64,7 @@ def dept_of(chunk_id: str) -> object:
 
 
 def test_a_narrower_policy_reports_what_would_now_be_withheld(
-    tmp_path: Path, store: ListStore
+    tmp_path: Path, store: InMemoryStore
 ) -> None:
     """Adding a deny line for hr: exactly the released hr chunks flip to withheld."""
     path = tmp_path / "audit.jsonl"
@@ -78,7 +80,7 @@ def test_a_narrower_policy_reports_what_would_now_be_withheld(
 
 
 def test_a_wider_policy_reports_what_would_now_be_released(
-    tmp_path: Path, store: ListStore
+    tmp_path: Path, store: InMemoryStore
 ) -> None:
     """Withheld-by-policy chunks the wider policy allows show up as newly released."""
     path = tmp_path / "audit.jsonl"
@@ -90,7 +92,7 @@ def test_a_wider_policy_reports_what_would_now_be_released(
     assert report.newly_withheld == []
 
 
-def test_the_same_policy_changes_nothing(tmp_path: Path, store: ListStore) -> None:
+def test_the_same_policy_changes_nothing(tmp_path: Path, store: InMemoryStore) -> None:
     """Replaying under the recorded policy reproduces every decision."""
     path = tmp_path / "audit.jsonl"
     record_searches(path, store, NO_HR)
@@ -100,7 +102,7 @@ def test_the_same_policy_changes_nothing(tmp_path: Path, store: ListStore) -> No
 
 
 def test_subjects_without_attributes_are_skipped_and_reported(
-    tmp_path: Path, store: ListStore
+    tmp_path: Path, store: InMemoryStore
 ) -> None:
     """The log holds only a digest of the attributes: without them, replay skips, loudly."""
     path = tmp_path / "audit.jsonl"
@@ -111,7 +113,7 @@ def test_subjects_without_attributes_are_skipped_and_reported(
     assert any("no attributes supplied" in line for line in report.summary_lines())
 
 
-def test_changed_attributes_are_flagged_but_replayed(tmp_path: Path, store: ListStore) -> None:
+def test_changed_attributes_are_flagged_but_replayed(tmp_path: Path, store: InMemoryStore) -> None:
     """Supplied attributes that do not match the recorded digest are used, and noted."""
     path = tmp_path / "audit.jsonl"
     record_searches(path, store, EVERYTHING)
@@ -122,21 +124,21 @@ def test_changed_attributes_are_flagged_but_replayed(tmp_path: Path, store: List
     assert all("level" in (c.after_detail or "") for c in report.newly_withheld)
 
 
-def test_chunks_gone_from_the_store_are_reported_missing(tmp_path: Path, store: ListStore) -> None:
+def test_chunks_gone_from_the_store_are_reported_missing(
+    tmp_path: Path, store: InMemoryStore
+) -> None:
     """A recorded chunk the store no longer holds is listed, not silently dropped."""
     path = tmp_path / "audit.jsonl"
     hits = record_searches(path, store, EVERYTHING)
     gone = hits[0].id
 
-    class ForgetfulStore(ListStore):
-        def get(self, ids: Sequence[str]) -> list[StoredChunk]:
-            return [c for c in store.get(ids) if c.id != gone]
-
-    report = replay(path, ForgetfulStore(store.dim), NO_HR, {"alice": ALICE})
+    forgetful = corpus_store()
+    forgetful.delete([gone])
+    report = replay(path, forgetful, NO_HR, {"alice": ALICE})
     assert gone in {chunk for _, chunk in report.missing}
 
 
-def test_provenance_denials_stay_denied(tmp_path: Path, store: ListStore) -> None:
+def test_provenance_denials_stay_denied(tmp_path: Path, store: InMemoryStore) -> None:
     """A chunk withheld for bad provenance is not released by a wider policy."""
 
     class RejectEverything:
@@ -151,20 +153,19 @@ def test_provenance_denials_stay_denied(tmp_path: Path, store: ListStore) -> Non
     assert report.to_json()["not_policy"] == report.not_policy
 
 
-def test_a_failing_store_is_a_store_error(tmp_path: Path, store: ListStore) -> None:
+def test_a_failing_store_is_a_store_error(tmp_path: Path, store: InMemoryStore) -> None:
     """Replay cannot guess metadata: a store failure stops it with StoreError."""
     path = tmp_path / "audit.jsonl"
     record_searches(path, store, EVERYTHING)
 
-    class DownStore(ListStore):
-        def get(self, ids: Sequence[str]) -> list[StoredChunk]:
-            raise ConnectionError("store down")
-
+    down = InMemoryStore(store.dim, fail_on={"get": 1}, error=ConnectionError("store down"))
     with pytest.raises(rg.StoreError, match="replay"):
-        replay(path, DownStore(store.dim), NO_HR, {"alice": ALICE})
+        replay(path, down, NO_HR, {"alice": ALICE})
 
 
-def test_chunks_outside_the_callers_filter_stay_withheld(tmp_path: Path, store: ListStore) -> None:
+def test_chunks_outside_the_callers_filter_stay_withheld(
+    tmp_path: Path, store: InMemoryStore
+) -> None:
     """A chunk withheld by where= (not by the policy) is not reported as newly released:
     the caller did not ask for it."""
     path = tmp_path / "audit.jsonl"

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import ragguard as rg
 from ragguard.audit import JsonlAuditLog, read_audit_records
-from ragguard.policy import ir
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk
-from ragguard.testing import HashEmbedder, in_memory_tracing, sample_corpus
+from ragguard.stores.base import Pushdown
+from ragguard.testing import HashEmbedder, InMemoryStore, in_memory_tracing, sample_corpus
 from ragguard.tracing import RetrievalTracer, pseudonymize
 
 MODEL = """
@@ -38,78 +36,26 @@ QUESTION = "how do I restart the billing service safely after a bad deploy"
 ALICE = rg.Subject(id="alice", attributes={"tenant": "acme", "clearance": 1})
 
 
-class ListStore:
-    """A tiny exact-search Store that pushes nothing down (the guard's re-check decides)."""
-
-    def __init__(self, dim: int) -> None:
-        self._dim = dim
-        self._points: dict[str, tuple[list[float], str, dict[str, Any]]] = {}
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def translate(self, expr: ir.Expr) -> Pushdown:
-        return Pushdown(native=None, exact=False)
-
-    def search(
-        self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
-    ) -> list[StoredChunk]:
-        norm = math.sqrt(sum(x * x for x in vector))
-        scored = [
-            (sum(a * b for a, b in zip(vector, point, strict=True)) / norm, key, text, metadata)
-            for key, (point, text, metadata) in self._points.items()
-        ]
-        scored.sort(key=lambda item: item[0], reverse=True)
-        return [StoredChunk(key, score, text, md) for score, key, text, md in scored[:limit]]
-
-    def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
-        ids = []
-        for chunk in chunks:
-            vector = [float(x) for x in chunk.vector]
-            norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-            key = str(chunk.id)
-            self._points[key] = ([x / norm for x in vector], chunk.text, dict(chunk.metadata))
-            ids.append(key)
-        return ids
-
-    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
-        return [
-            StoredChunk(i, 0.0, self._points[i][1], self._points[i][2])
-            for i in ids
-            if i in self._points
-        ]
-
-    def create_payload_indexes(self, specs: Iterable[IndexSpec]) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-class FailingStore(ListStore):
-    """A store whose search always fails."""
-
-    def search(
-        self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
-    ) -> list[StoredChunk]:
-        raise ConnectionError("store unreachable")
+def list_store(**failure: Any) -> InMemoryStore:
+    """An exact in-memory store that pushes nothing down (the guard's re-check decides);
+    ``failure``: InMemoryStore's ``fail_on``/``error``."""
+    return InMemoryStore(DIM, pushdown="none", **failure)
 
 
 EMBEDDER = HashEmbedder(dim=DIM)
 CORPUS = sample_corpus()
 
 
-def corpus_store(store: ListStore | None = None) -> ListStore:
+def corpus_store(store: InMemoryStore | None = None) -> InMemoryStore:
     """The sample corpus in a store."""
-    store = store or ListStore(DIM)
+    store = list_store() if store is None else store
     vectors = EMBEDDER.embed_documents([doc.text for doc in CORPUS])
     store.upsert(doc.to_chunk(vector) for doc, vector in zip(CORPUS, vectors, strict=True))
     return store
 
 
 @pytest.fixture(scope="module")
-def store() -> ListStore:
+def store() -> InMemoryStore:
     return corpus_store()
 
 
@@ -132,7 +78,7 @@ def all_strings(span: ReadableSpan) -> list[str]:
 
 
 def test_one_span_per_search_with_the_retrieval_attributes(
-    store: ListStore, policy: rg.Policy
+    store: InMemoryStore, policy: rg.Policy
 ) -> None:
     """Each search makes exactly one ragguard.retrieve span with GenAI retrieval naming."""
     provider, exporter = in_memory_tracing()
@@ -156,7 +102,7 @@ def test_one_span_per_search_with_the_retrieval_attributes(
 
 
 def test_one_event_per_considered_chunk_and_counts_equal_the_hits(
-    store: ListStore, policy: rg.Policy
+    store: InMemoryStore, policy: rg.Policy
 ) -> None:
     """Released events are exactly the returned hits; denied events the withheld chunks."""
     provider, exporter = in_memory_tracing()
@@ -178,7 +124,7 @@ def test_one_event_per_considered_chunk_and_counts_equal_the_hits(
 
 
 def test_no_chunk_text_or_query_text_anywhere_in_spans_by_default(
-    store: ListStore, policy: rg.Policy
+    store: InMemoryStore, policy: rg.Policy
 ) -> None:
     """Search every exported string of every span for the corpus texts and the question."""
     provider, exporter = in_memory_tracing()
@@ -197,7 +143,7 @@ def test_no_chunk_text_or_query_text_anywhere_in_spans_by_default(
             assert not any(value in text or text in value for text in texts), value
 
 
-def test_capture_content_opts_in_to_chunk_text(store: ListStore, policy: rg.Policy) -> None:
+def test_capture_content_opts_in_to_chunk_text(store: InMemoryStore, policy: rg.Policy) -> None:
     """With capture_content=True each event carries the chunk text, and the span the list."""
     provider, exporter = in_memory_tracing()
     guard = rg.Guard(policy, store, tracer_provider=provider, capture_content=True)
@@ -212,7 +158,11 @@ def test_capture_content_opts_in_to_chunk_text(store: ListStore, policy: rg.Poli
 def test_a_failed_search_sets_error_status_type_and_exception_event(policy: rg.Policy) -> None:
     """A store failure marks the span as an error with error.type and the exception."""
     provider, exporter = in_memory_tracing()
-    guard = rg.Guard(policy, corpus_store(FailingStore(DIM)), tracer_provider=provider)
+    guard = rg.Guard(
+        policy,
+        corpus_store(list_store(fail_on={"search": 1}, error=ConnectionError("store unreachable"))),
+        tracer_provider=provider,
+    )
     with pytest.raises(rg.StoreError):
         guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)
     [span] = exporter.get_finished_spans()
@@ -221,7 +171,7 @@ def test_a_failed_search_sets_error_status_type_and_exception_event(policy: rg.P
     assert [e.name for e in span.events] == ["exception"]
 
 
-def test_a_deny_all_plan_traces_an_empty_retrieval(store: ListStore, policy: rg.Policy) -> None:
+def test_a_deny_all_plan_traces_an_empty_retrieval(store: InMemoryStore, policy: rg.Policy) -> None:
     """A subject the policy grants nothing gets a span with zero counts and no events."""
     provider, exporter = in_memory_tracing()
     guard = rg.Guard(policy, store, tracer_provider=provider, action="write")
@@ -234,7 +184,9 @@ def test_a_deny_all_plan_traces_an_empty_retrieval(store: ListStore, policy: rg.
     assert span.events == ()
 
 
-def test_pseudonymised_subject_ids_never_export_the_id(store: ListStore, policy: rg.Policy) -> None:
+def test_pseudonymised_subject_ids_never_export_the_id(
+    store: InMemoryStore, policy: rg.Policy
+) -> None:
     """With a pseudonymisation key the span has enduser.pseudo.id and the id appears nowhere."""
     provider, exporter = in_memory_tracing()
     tracer = RetrievalTracer(provider, pseudonymize_key=b"trace-key")
@@ -249,7 +201,9 @@ def test_pseudonymised_subject_ids_never_export_the_id(store: ListStore, policy:
     assert len(pseudonymize("alice", b"trace-key")) == 32
 
 
-def test_guard_pseudonymises_subject_ids_on_request(store: ListStore, policy: rg.Policy) -> None:
+def test_guard_pseudonymises_subject_ids_on_request(
+    store: InMemoryStore, policy: rg.Policy
+) -> None:
     """Guard(pseudonymize_subject_key=...) exports pseudonyms instead of subject ids."""
     provider, exporter = in_memory_tracing()
     guard = rg.Guard(policy, store, tracer_provider=provider, pseudonymize_subject_key=b"k")
@@ -263,7 +217,7 @@ def test_store_names_become_data_source_attributes() -> None:
     """A store's db_system_name and collection become db.* and gen_ai.data_source.id."""
     provider, exporter = in_memory_tracing()
 
-    class NamedStore(ListStore):
+    class NamedStore(InMemoryStore):
         db_system_name = "qdrant"
         collection = "docs"
 
@@ -278,7 +232,7 @@ def test_store_names_become_data_source_attributes() -> None:
 
 
 def test_span_decision_id_is_the_audit_record_id(
-    tmp_path: Path, store: ListStore, policy: rg.Policy
+    tmp_path: Path, store: InMemoryStore, policy: rg.Policy
 ) -> None:
     """ragguard.decision.id joins a trace to its audit record."""
     provider, exporter = in_memory_tracing()
@@ -290,7 +244,7 @@ def test_span_decision_id_is_the_audit_record_id(
     assert (span.attributes or {})["ragguard.decision.id"] == entry.record.decision_id
 
 
-def test_a_failing_exporter_never_fails_a_search(store: ListStore, policy: rg.Policy) -> None:
+def test_a_failing_exporter_never_fails_a_search(store: InMemoryStore, policy: rg.Policy) -> None:
     """Exporter errors stay inside OpenTelemetry; the caller still gets its hits."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
@@ -305,7 +259,9 @@ def test_a_failing_exporter_never_fails_a_search(store: ListStore, policy: rg.Po
     assert len(guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)) == 3
 
 
-def test_no_tracer_provider_means_no_spans_and_no_cost(store: ListStore, policy: rg.Policy) -> None:
+def test_no_tracer_provider_means_no_spans_and_no_cost(
+    store: InMemoryStore, policy: rg.Policy
+) -> None:
     """Without a provider (and none installed globally) searches work and record nothing."""
     guard = rg.Guard(policy, store)
     assert len(guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)) == 3
@@ -322,14 +278,11 @@ def test_empty_pseudonymisation_key_is_rejected() -> None:
 SECRET_QUERY = "salary of bob smith"
 
 
-class EchoingStore(ListStore):
-    """A store whose failure quotes what it was given and what it holds (a careless
-    client library), as third-party exceptions may."""
-
-    def search(
-        self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
-    ) -> list[StoredChunk]:
-        raise ValueError(f"bad request {list(vector)[:3]} near chunk {CORPUS[0].text!r}")
+def echoing_store() -> InMemoryStore:
+    """A store whose failure quotes a query and what it holds (a careless client
+    library), as third-party exceptions may."""
+    error = ValueError(f"bad request [0.1, 0.2, 0.3] near chunk {CORPUS[0].text!r}")
+    return list_store(fail_on={"search": 1}, error=error)
 
 
 def _exception_strings(span: ReadableSpan) -> list[str]:
@@ -343,7 +296,7 @@ def _exception_strings(span: ReadableSpan) -> list[str]:
     ids=["str", "list of str", "one str item", "tuple"],
 )
 def test_a_query_string_passed_as_vector_stays_out_of_the_error_and_span(
-    store: ListStore, policy: rg.Policy, vector: Any
+    store: InMemoryStore, policy: rg.Policy, vector: Any
 ) -> None:
     """Regression: the QueryError quoted numpy's message, "could not convert string to
     float: 'salary of bob smith'", and the span recorded it (event, status)."""
@@ -363,7 +316,7 @@ def test_a_query_string_passed_as_vector_stays_out_of_the_error_and_span(
 
 
 def test_the_error_names_what_to_do_with_a_query_string(
-    store: ListStore, policy: rg.Policy
+    store: InMemoryStore, policy: rg.Policy
 ) -> None:
     """A str instead of a vector: the message says to embed it first, and a str item is
     named by position and type."""
@@ -378,7 +331,7 @@ def test_a_store_failure_quoting_content_stays_out_of_the_span(policy: rg.Policy
     """A foreign store exception's message (here quoting the vector and a chunk) is kept on
     the StoreError's cause, not in its message, the span's event or its status."""
     provider, exporter = in_memory_tracing()
-    guard = rg.Guard(policy, corpus_store(EchoingStore(DIM)), tracer_provider=provider)
+    guard = rg.Guard(policy, corpus_store(echoing_store()), tracer_provider=provider)
     vector = EMBEDDER.embed_query(QUESTION)
     with pytest.raises(rg.StoreError, match="ValueError") as raised:
         guard.search(ALICE, vector, k=3)
@@ -398,15 +351,10 @@ def test_a_foreign_exception_is_recorded_by_type_only(policy: rg.Policy) -> None
     class Interrupted(BaseException):
         """Escapes the guard's store error handling (like KeyboardInterrupt)."""
 
-    class InterruptedStore(ListStore):
-        def search(
-            self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
-        ) -> list[StoredChunk]:
-            raise Interrupted(f"interrupted while searching for {SECRET_QUERY!r}")
-
     for capture in (False, True):
         provider, exporter = in_memory_tracing()
-        store = corpus_store(InterruptedStore(DIM))
+        error = Interrupted(f"interrupted while searching for {SECRET_QUERY!r}")
+        store = corpus_store(list_store(fail_on={"search": 1}, error=error))
         guard = rg.Guard(policy, store, tracer_provider=provider, capture_content=capture)
         with pytest.raises(Interrupted):
             guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)
@@ -421,7 +369,7 @@ def test_capture_content_keeps_foreign_messages_for_debugging(policy: rg.Policy)
     """Opted in, the store's own message is in the StoreError and on the span."""
     provider, exporter = in_memory_tracing()
     guard = rg.Guard(
-        policy, corpus_store(EchoingStore(DIM)), tracer_provider=provider, capture_content=True
+        policy, corpus_store(echoing_store()), tracer_provider=provider, capture_content=True
     )
     with pytest.raises(rg.StoreError, match="ValueError: bad request"):
         guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)
@@ -442,7 +390,7 @@ def test_a_store_given_a_query_string_does_not_quote_it() -> None:
 
 
 def test_a_failing_audit_sink_is_named_by_type_only(
-    store: ListStore, policy: rg.Policy, caplog: pytest.LogCaptureFixture
+    store: InMemoryStore, policy: rg.Policy, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An audit sink's exception (it was handed the hits, text included) is not quoted in
     the AuditError, the span or the warning log."""
