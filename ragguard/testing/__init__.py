@@ -13,6 +13,7 @@ that uses it gives the same answer on every machine::
 
 Test doubles for the guard's collaborators: :class:`InMemoryStore` (a ``Store`` with
 exact search and exact filter pushdown, failure injection and call counting),
+:class:`StoreSpy` (the same counting and failure injection around a real store),
 :class:`RecordingAuditSink` and :class:`FailingAuditSink`. For store authors,
 :mod:`ragguard.testing.store_kit` is a pytest conformance suite to subclass (it needs
 pytest and hypothesis: ``pip install "ragguard[testing]"``; nothing here imports them).
@@ -38,7 +39,12 @@ import numpy.typing as npt
 
 from ragguard.exceptions import MissingDependencyError
 from ragguard.stores.base import Chunk
-from ragguard.testing._memory import FailingAuditSink, InMemoryStore, RecordingAuditSink
+from ragguard.testing._memory import (
+    FailingAuditSink,
+    InMemoryStore,
+    RecordingAuditSink,
+    StoreSpy,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -51,6 +57,7 @@ __all__ = [
     "InMemoryStore",
     "MetadataValue",
     "RecordingAuditSink",
+    "StoreSpy",
     "clustered_vectors",
     "in_memory_tracing",
     "sample_corpus",

@@ -16,12 +16,12 @@ from ragguard.exceptions import StoreError
 from ragguard.policy import ir
 from ragguard.policy._predicate import Check, compile_check, normalize_metadata
 from ragguard.stores._points import as_payload, as_vector
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, StoredChunk, point_id
+from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoredChunk, point_id
 
 if TYPE_CHECKING:
     from ragguard import Retrieval
 
-__all__ = ["FailingAuditSink", "InMemoryStore", "RecordingAuditSink"]
+__all__ = ["FailingAuditSink", "InMemoryStore", "RecordingAuditSink", "StoreSpy"]
 
 Distance = Literal["cosine", "dot", "euclid", "manhattan"]
 PushdownMode = Literal["exact", "none"]
@@ -30,6 +30,7 @@ _DISTANCES: frozenset[str] = frozenset({"cosine", "dot", "euclid", "manhattan"})
 _METHODS: frozenset[str] = frozenset(
     {"translate", "search", "upsert", "get", "delete", "create_payload_indexes", "close"}
 )
+_SPIED: frozenset[str] = _METHODS | {"scroll", "vectors", "asearch", "ascroll", "avectors"}
 _NOTHING_PUSHED = "the in-memory store was asked to push nothing down (pushdown='none')"
 
 
@@ -172,9 +173,10 @@ class InMemoryStore:
         exact: bool = False,
     ) -> list[StoredChunk]:
         """The ``limit`` nearest points matching ``pushdown``, best first (always exact)."""
-        self._call("search")
         with self._lock:
             self.search_limits.append(limit)
+        self._call("search")
+        with self._lock:
             if self.closed:
                 raise StoreError("this InMemoryStore is closed")
             query = np.asarray(as_vector(vector, self._dim), dtype=np.float64)
@@ -277,6 +279,114 @@ class InMemoryStore:
             qnorm = float(np.linalg.norm(query)) or 1.0
             result = (matrix @ (query / qnorm)) / norms
         return result
+
+
+class StoreSpy:
+    """Wraps any :class:`~ragguard.Store`: counts its calls and injects failures.
+
+    The same switches as :class:`InMemoryStore` (``fail_on``, ``error``, ``calls``,
+    ``search_limits``) around a real store, so a test keeps the real engine (its filter
+    translation, its search) and still sees how often the guard called it or what the
+    guard does when the second fetch round fails::
+
+        spy = StoreSpy(edge_store, fail_on={"search": 2})
+        guard = Guard(policy, spy)
+        ...
+        assert spy.search_limits == [40]      # the first round's limit
+
+    Other attributes (``distance``, ``scroll``, ``collection``...) are the wrapped
+    store's; its ``scroll``, ``vectors`` and async methods are counted and can fail too.
+    ``close`` is forwarded to the wrapped store.
+    """
+
+    def __init__(
+        self,
+        inner: Store,
+        *,
+        fail_on: Mapping[str, int] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self.inner = inner
+        self.fail_on: dict[str, int] = dict(fail_on or {})
+        unknown = sorted(set(self.fail_on) - _SPIED)
+        if unknown:
+            raise ValueError(f"fail_on names unknown methods {unknown}; known: {sorted(_SPIED)}")
+        self.error: BaseException = error or ConnectionError("injected store failure")
+        self.calls: Counter[str] = Counter()
+        self.search_limits: list[int] = []
+        self._lock = threading.Lock()
+
+    def _call(self, method: str) -> None:
+        with self._lock:
+            self.calls[method] += 1
+            threshold = self.fail_on.get(method)
+            if threshold is not None and self.calls[method] >= threshold:
+                raise self.error
+
+    @property
+    def dim(self) -> int:
+        """The wrapped store's dimension."""
+        return self.inner.dim
+
+    def translate(self, expr: ir.Expr) -> Pushdown:
+        """Counted, then the wrapped store's translation."""
+        self._call("translate")
+        return self.inner.translate(expr)
+
+    def search(
+        self,
+        vector: Sequence[float],
+        limit: int,
+        pushdown: Pushdown,
+        *,
+        exact: bool = False,
+    ) -> list[StoredChunk]:
+        """Counted (limit in :attr:`search_limits`), then the wrapped store's search."""
+        with self._lock:
+            self.search_limits.append(limit)
+        self._call("search")
+        return self.inner.search(vector, limit, pushdown, exact=exact)
+
+    def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
+        """Counted, then forwarded."""
+        self._call("upsert")
+        return self.inner.upsert(chunks)
+
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
+        """Counted, then forwarded."""
+        self._call("get")
+        return self.inner.get(ids)
+
+    def create_payload_indexes(self, specs: Iterable[IndexSpec]) -> None:
+        """Counted, then forwarded."""
+        self._call("create_payload_indexes")
+        self.inner.create_payload_indexes(specs)
+
+    def close(self) -> None:
+        """Counted, then forwarded."""
+        self._call("close")
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.inner, name)
+        if name not in _SPIED or not callable(value):
+            return value
+        if name.startswith("a"):
+
+            async def counted_async(*args: Any, **kwargs: Any) -> Any:
+                self._call(name)
+                return await value(*args, **kwargs)
+
+            return counted_async
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self._call(name)
+            return value(*args, **kwargs)
+
+        return counted
+
+    def __repr__(self) -> str:
+        return f"StoreSpy({self.inner!r})"
 
 
 class RecordingAuditSink:

@@ -24,7 +24,7 @@ from qdrant_client import QdrantClient
 import ragguard as rg
 from ragguard.audit import verify_audit_log
 from ragguard.stores import Pushdown, StoredChunk
-from ragguard.testing import in_memory_tracing
+from ragguard.testing import InMemoryStore, RecordingAuditSink, in_memory_tracing
 
 DIM = 4
 MODEL = """
@@ -46,50 +46,30 @@ def policy() -> rg.Policy:
     return rg.Policy.from_casbin(MODEL, "p, anyone, read\n")
 
 
+CHUNKS = [
+    rg.Chunk(
+        text=f"chunk {i}",
+        metadata={"dept": "eng" if i % 10 == 0 else "hr"},
+        vector=[1.0, i / 100, 0.0, 0.0],
+        id=i + 1,
+    )
+    for i in range(200)
+]
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[rg.EdgeStore]:
     with rg.EdgeStore.create(tmp_path / "shard", dim=DIM) as edge:
-        edge.upsert(
-            rg.Chunk(
-                text=f"chunk {i}",
-                metadata={"dept": "eng" if i % 10 == 0 else "hr"},
-                vector=[1.0, i / 100, 0.0, 0.0],
-                id=i + 1,
-            )
-            for i in range(200)
-        )
+        edge.upsert(CHUNKS)
         yield edge
 
 
-class _FailingStore:
-    """Wraps a real store; ``search`` fails on call number ``fail_on`` (1-based)."""
-
-    def __init__(self, inner: rg.EdgeStore, error: BaseException, fail_on: int = 1) -> None:
-        self.inner, self.error, self.fail_on, self.calls = inner, error, fail_on, 0
-        self.dim = inner.dim
-
-    def translate(self, expr: Any) -> Pushdown:
-        return Pushdown(native=None, exact=False, relaxed=("test",))  # force several rounds
-
-    def search(
-        self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
-    ) -> list[StoredChunk]:
-        self.calls += 1
-        if self.calls >= self.fail_on:
-            raise self.error
-        return self.inner.search(vector, limit, Pushdown(native=None, exact=True), exact=exact)
-
-    def upsert(self, chunks: Any) -> list[str]:
-        return self.inner.upsert(chunks)
-
-    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
-        return self.inner.get(ids)
-
-    def create_payload_indexes(self, specs: Any) -> None:
-        self.inner.create_payload_indexes(specs)
-
-    def close(self) -> None:
-        self.inner.close()
+def _failing_store(error: BaseException, fail_on: int) -> InMemoryStore:
+    """The chunks in a store that pushes nothing down (so the guard fetches in several
+    rounds) and whose ``search`` fails from call number ``fail_on`` (1-based) on."""
+    failing = InMemoryStore(DIM, pushdown="none", fail_on={"search": fail_on}, error=error)
+    failing.upsert(CHUNKS)
+    return failing
 
 
 @pytest.mark.parametrize(
@@ -102,23 +82,18 @@ class _FailingStore:
     ],
 )
 def test_a_failing_store_releases_nothing_and_names_the_cause(
-    policy: rg.Policy, store: rg.EdgeStore, error: BaseException, fail_on: int, cause: str
+    policy: rg.Policy, error: BaseException, fail_on: int, cause: str
 ) -> None:
-    failing = _FailingStore(store, error, fail_on)
+    failing = _failing_store(error, fail_on)
     provider, exporter = in_memory_tracing()
-    audit: list[rg.Retrieval] = []
-
-    class Sink:
-        def record(self, retrieval: rg.Retrieval) -> None:
-            audit.append(retrieval)
-
-    guard = rg.Guard(policy, failing, tracer_provider=provider, audit=Sink(), max_fetch_rounds=4)
+    sink = RecordingAuditSink()
+    guard = rg.Guard(policy, failing, tracer_provider=provider, audit=sink, max_fetch_rounds=4)
     # 1 chunk in 10 is readable: a first round of 4k candidates holds about 4 of the 10
     with pytest.raises(rg.StoreError, match=cause) as caught:
         guard.search(ALICE, QUERY, k=10)
     assert caught.value.__cause__ is error
-    assert failing.calls == fail_on
-    assert audit == []  # no record claims a release
+    assert failing.calls["search"] == fail_on
+    assert sink.retrievals == []  # no record claims a release
     (span,) = exporter.get_finished_spans()
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes is not None
@@ -126,10 +101,8 @@ def test_a_failing_store_releases_nothing_and_names_the_cause(
     assert not [e for e in span.events if e.name == "ragguard.chunk.released"]
 
 
-async def test_a_failing_store_releases_nothing_in_async_either(
-    policy: rg.Policy, store: rg.EdgeStore
-) -> None:
-    guard = rg.Guard(policy, _FailingStore(store, TimeoutError("deadline exceeded"), 2))
+async def test_a_failing_store_releases_nothing_in_async_either(policy: rg.Policy) -> None:
+    guard = rg.Guard(policy, _failing_store(TimeoutError("deadline exceeded"), 2))
     with pytest.raises(rg.StoreError, match="TimeoutError: deadline exceeded"):
         await guard.asearch(ALICE, QUERY, k=10)
 
@@ -160,11 +133,8 @@ def test_a_qdrant_timeout_is_a_store_error(
         rg.Guard(policy, store).search(ALICE, QUERY, k=3)
 
 
-class _GarbageStore(_FailingStore):
+class _GarbageStore(InMemoryStore):
     """Returns points whose payloads are malformed in every way a store can get them."""
-
-    def __init__(self, inner: rg.EdgeStore) -> None:
-        super().__init__(inner, RuntimeError("unused"), fail_on=10**9)
 
     def search(
         self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
@@ -179,18 +149,11 @@ class _GarbageStore(_FailingStore):
         ]
 
 
-def test_malformed_payloads_are_withheld_with_reasons(
-    policy: rg.Policy, store: rg.EdgeStore
-) -> None:
-    audit: list[rg.Retrieval] = []
-
-    class Sink:
-        def record(self, retrieval: rg.Retrieval) -> None:
-            audit.append(retrieval)
-
-    hits = rg.Guard(policy, _GarbageStore(store), audit=Sink()).search(ALICE, QUERY, k=5)
+def test_malformed_payloads_are_withheld_with_reasons(policy: rg.Policy) -> None:
+    sink = RecordingAuditSink()
+    hits = rg.Guard(policy, _GarbageStore(DIM), audit=sink).search(ALICE, QUERY, k=5)
     assert [h.id for h in hits] == ["6"]
-    (retrieval,) = audit
+    (retrieval,) = sink.retrievals
     reasons = {h.id: h.decision.reason for h in retrieval.withheld}
     assert set(reasons) == {"1", "2", "3", "4", "5"}
     assert "page_content" in (reasons["1"] or "")

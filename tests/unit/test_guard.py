@@ -14,8 +14,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from qdrant_edge import Point, UpdateOperation
 
 import ragguard as rg
-from ragguard.policy import ir
-from ragguard.stores.base import Pushdown, StoredChunk
+from ragguard.testing import RecordingAuditSink, StoreSpy
 
 DIM = 16
 TENANTS = ("acme", "globex")
@@ -115,52 +114,6 @@ def _brute_force_top_k(
     return [str(allowed[i].id) for i in order]
 
 
-class CountingStore:
-    """Wraps a store, counting searches; optionally fails on the n-th one."""
-
-    def __init__(self, inner: rg.EdgeStore, fail_on: int | None = None) -> None:
-        self.inner = inner
-        self.fail_on = fail_on
-        self.searches: list[int] = []
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def translate(self, expr: ir.Expr) -> Pushdown:
-        return self.inner.translate(expr)
-
-    def search(
-        self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
-    ) -> list[StoredChunk]:
-        self.searches.append(limit)
-        if self.fail_on is not None and len(self.searches) == self.fail_on:
-            raise ConnectionError("qdrant went away")
-        return self.inner.search(vector, limit, pushdown, exact=exact)
-
-    def upsert(self, chunks: Any) -> list[str]:
-        return self.inner.upsert(chunks)
-
-    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
-        return self.inner.get(ids)
-
-    def create_payload_indexes(self, specs: Any) -> None:
-        self.inner.create_payload_indexes(specs)
-
-    def close(self) -> None:
-        """The wrapped store is closed by its fixture."""
-
-
-class Recorder:
-    """An audit sink keeping retrievals in memory."""
-
-    def __init__(self) -> None:
-        self.retrievals: list[rg.Retrieval] = []
-
-    def record(self, retrieval: rg.Retrieval) -> None:
-        self.retrievals.append(retrieval)
-
-
 @pytest.mark.parametrize("k", [1, 5, 20, 200])
 def test_search_returns_exactly_the_authorised_top_k(store: rg.EdgeStore, k: int) -> None:
     """Exactly min(k, authorised) hits, the brute-force top-k, in score order."""
@@ -179,18 +132,18 @@ def test_search_returns_exactly_the_authorised_top_k(store: rg.EdgeStore, k: int
 def test_inexact_plan_fetches_more_rounds_until_k_authorised(store: rg.EdgeStore) -> None:
     """A relaxed regexMatch filter over-fetches in doubling rounds and still gets the exact top-k."""
     policy = rg.Policy.from_casbin(PATH_MODEL, PATH_POLICY)
-    counting = CountingStore(store)
-    recorder = Recorder()
+    counting = StoreSpy(store)
+    recorder = RecordingAuditSink()
     guard = rg.Guard(policy, counting, audit=recorder, exact_search=True)
     assert guard.plan(ALICE).exact is False
     query = _vector(np.random.default_rng(1))
     hits = guard.search(ALICE, query, k=20)
     assert [h.id for h in hits] == _brute_force_top_k(policy, ALICE, query, 20)
     assert all(h.metadata["path"].startswith("/docs/engineering/1") for h in hits)
-    assert len(counting.searches) > 1
-    assert counting.searches == sorted(counting.searches)
+    assert len(counting.search_limits) > 1
+    assert counting.search_limits == sorted(counting.search_limits)
     [retrieval] = recorder.retrievals
-    assert retrieval.rounds == len(counting.searches)
+    assert retrieval.rounds == len(counting.search_limits)
     assert retrieval.withheld  # the superset's extra chunks were re-checked and withheld
 
 
@@ -198,7 +151,7 @@ def test_bounded_rounds_mark_the_retrieval_truncated(store: rg.EdgeStore) -> Non
     """When the fetch budget runs out and the exact finish is off (max_scan=0), fewer hits
     come back and the audit says truncated; with the finish on, the top-k is exact."""
     policy = rg.Policy.from_casbin(PATH_MODEL, PATH_POLICY)
-    recorder = Recorder()
+    recorder = RecordingAuditSink()
     query = _vector(np.random.default_rng(2))
     guard = rg.Guard(
         policy, store, audit=recorder, max_fetch_rounds=1, exact_search=True, max_scan=0
@@ -215,12 +168,12 @@ def test_bounded_rounds_mark_the_retrieval_truncated(store: rg.EdgeStore) -> Non
 def test_deny_all_never_touches_the_store(store: rg.EdgeStore) -> None:
     """A subject the policy grants nothing gets [] without a store query."""
     policy = rg.Policy.from_casbin(PATH_MODEL, PATH_POLICY)
-    counting = CountingStore(store)
+    counting = StoreSpy(store)
     guard = rg.Guard(policy, counting)
     mallory = rg.Subject(id="mallory")
     assert guard.plan(mallory).kind == "deny_all"
     assert guard.search(mallory, _vector(np.random.default_rng(3)), k=5) == []
-    assert counting.searches == []
+    assert counting.search_limits == []
 
 
 def test_injection_shaped_attribute_is_data_not_syntax(store: rg.EdgeStore) -> None:
@@ -303,7 +256,11 @@ def test_bad_k_raises_query_error(store: rg.EdgeStore, k: Any) -> None:
 def test_store_failing_mid_search_releases_nothing(store: rg.EdgeStore) -> None:
     """A store error in the second fetch round raises StoreError; no partial result."""
     policy = rg.Policy.from_casbin(PATH_MODEL, PATH_POLICY)
-    guard = rg.Guard(policy, CountingStore(store, fail_on=2), exact_search=True)
+    guard = rg.Guard(
+        policy,
+        StoreSpy(store, fail_on={"search": 2}, error=ConnectionError("qdrant went away")),
+        exact_search=True,
+    )
     with pytest.raises(rg.StoreError, match="qdrant went away"):
         guard.search(ALICE, _vector(np.random.default_rng(8)), k=20)
 
@@ -321,7 +278,7 @@ def test_malformed_stored_payloads_are_withheld_with_a_reason(tmp_path: Path) ->
         )
         no_text = {"metadata": {"tenant": "acme", "level": 0}}
         edge.shard.update(UpdateOperation.upsert_points([Point(3, _vector(rng), no_text)]))
-        recorder = Recorder()
+        recorder = RecordingAuditSink()
         guard = rg.Guard(rg.Policy.from_casbin(ABAC_MODEL), edge, audit=recorder)
         hits = guard.search(ALICE, _vector(rng), k=5)
         assert [h.text for h in hits] == ["good"]

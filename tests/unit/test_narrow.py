@@ -20,6 +20,7 @@ import ragguard as rg
 from ragguard.policy import ir
 from ragguard.policy._plan import OUTSIDE_CALLER_FILTER
 from ragguard.stores.base import IndexSpec, Pushdown, StoredChunk
+from ragguard.testing import RecordingAuditSink
 
 DIM = 16
 MODEL = """
@@ -154,16 +155,6 @@ def _expected_ids(
     return [str(allowed[i].id) for i in np.argsort(-scores, kind="stable")[:k]]
 
 
-class Recorder:
-    """An audit sink keeping retrievals in memory."""
-
-    def __init__(self) -> None:
-        self.retrievals: list[rg.Retrieval] = []
-
-    def record(self, retrieval: rg.Retrieval) -> None:
-        self.retrievals.append(retrieval)
-
-
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("k", [5, 150])
 def test_caller_filter_holds_on_every_store_and_shape(store: Any, shape: str, k: int) -> None:
@@ -181,7 +172,7 @@ def test_caller_filter_holds_on_every_store_and_shape(store: Any, shape: str, k:
 
 def test_withheld_reason_names_the_caller_filter() -> None:
     """A chunk the policy releases but the caller's filter excludes says so in its reason."""
-    recorder = Recorder()
+    recorder = RecordingAuditSink()
     guard = rg.Guard(rg.Policy.from_casbin(MODEL), FilterIgnoringStore(CHUNKS), audit=recorder)
     hits = guard.search(ALICE, CHUNKS[3].vector, k=5, where={"project": "p1"})
     assert hits
