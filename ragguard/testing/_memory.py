@@ -82,6 +82,7 @@ class InMemoryStore:
         ...                          # the second search (and every later one) raises
         store.calls["search"]        # how many times search was called
         store.search_limits          # the limit of each search call, in order
+        store.upserts                # each successful upsert's chunks, as given
 
     ``fail_on`` maps a method name (``search``, ``upsert``, ``get``, ``translate``,
     ``delete``, ``create_payload_indexes``, ``close``) to the 1-based call number from
@@ -115,6 +116,7 @@ class InMemoryStore:
         self.calls: Counter[str] = Counter()
         self.search_limits: list[int] = []
         self.indexes: list[IndexSpec] = []
+        self.upserts: list[list[Chunk]] = []
         self.closed = False
         self._lock = threading.RLock()
         self._ids: list[str] = []
@@ -202,8 +204,9 @@ class InMemoryStore:
     def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
         """Write chunks (all or none of them); returns their point ids."""
         self._call("upsert")
+        batch = list(chunks)
         prepared: list[tuple[str, npt.NDArray[np.float64], tuple[str, dict[str, Any]]]] = []
-        for chunk in chunks:
+        for chunk in batch:
             key = str(point_id(chunk.id))
             vector = np.asarray(as_vector(chunk.vector, self._dim), dtype=np.float64)
             checked = as_payload(chunk.text, chunk.metadata, key)
@@ -211,6 +214,7 @@ class InMemoryStore:
         with self._lock:
             if self.closed:
                 raise StoreError("this InMemoryStore is closed")
+            self.upserts.append(batch)
             for key, vector, payload in prepared:
                 position = self._position.get(key)
                 if position is None:
