@@ -20,6 +20,7 @@ import pytest
 import ragguard as rg
 from ragguard.provenance import Ingestor, ProvenanceCheck, Signer
 from ragguard.stores.edge import EdgeStore
+from ragguard.testing import RecordingAuditSink
 
 KEY = "tamper-test-key-0123456789abcdef"
 SECOND_KEY = "tamper-test-second-key-0123456789"
@@ -210,14 +211,9 @@ def test_tampered_chunk_is_never_released(
 
 def _withheld(store: EdgeStore, mode: str) -> list[rg.Hit]:
     """The hits withheld by one guarded search (read from the audit sink)."""
-    retrievals: list[rg.Retrieval] = []
-
-    class Sink:
-        def record(self, retrieval: rg.Retrieval) -> None:
-            retrievals.append(retrieval)
-
-    _guard(store, mode, audit=Sink()).search(ALICE, QUERY, k=K)
-    [retrieval] = retrievals
+    sink = RecordingAuditSink()
+    _guard(store, mode, audit=sink).search(ALICE, QUERY, k=K)
+    [retrieval] = sink.retrievals
     return list(retrieval.withheld)
 
 
@@ -228,13 +224,9 @@ def test_many_tampered_chunks_still_give_k_results(store: EdgeStore, mode: str) 
         text, metadata = _stored(store, rank)
         metadata["public"] = not metadata["public"]
         _write_through_shard(store, rank, text, metadata)
-    retrievals: list[rg.Retrieval] = []
-
-    class Sink:
-        def record(self, retrieval: rg.Retrieval) -> None:
-            retrievals.append(retrieval)
-
-    hits = _guard(store, mode, audit=Sink()).search(ALICE, QUERY, k=K)
+    sink = RecordingAuditSink()
+    retrievals = sink.retrievals
+    hits = _guard(store, mode, audit=sink).search(ALICE, QUERY, k=K)
     assert [hit.id for hit in hits] == [_chunk_id(rank) for rank in range(8, 8 + K)]
     assert retrievals[0].rounds > 1
     assert {hit.id for hit in retrievals[0].withheld} == {_chunk_id(rank) for rank in range(8)}

@@ -21,7 +21,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 import ragguard as rg
-from ragguard.testing import in_memory_tracing
+from ragguard.testing import RecordingAuditSink, in_memory_tracing
 
 DIM = 16
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -159,16 +159,11 @@ def test_the_scan_budget_marks_and_traces_a_short_result(tmp_path: Path) -> None
     )
     policy = rg.Policy.from_casbin(KEYMATCH2_MODEL, KEYMATCH2_POLICY)
     provider, exporter = in_memory_tracing()
-    records: list[rg.Retrieval] = []
-
-    class Sink:
-        def record(self, retrieval: rg.Retrieval) -> None:
-            records.append(retrieval)
-
-    guard = rg.Guard(policy, store, tracer_provider=provider, audit=Sink(), max_scan=1500)
+    sink = RecordingAuditSink()
+    guard = rg.Guard(policy, store, tracer_provider=provider, audit=sink, max_scan=1500)
     hits = guard.search(rg.Subject(id="alice"), query, k=1)
     assert len(hits) <= 1
-    assert records[-1].truncated
+    assert sink.last.truncated
     span = exporter.get_finished_spans()[-1]
     assert span.attributes is not None
     assert span.attributes["ragguard.fetch.truncated"] is True
@@ -176,9 +171,9 @@ def test_the_scan_budget_marks_and_traces_a_short_result(tmp_path: Path) -> None
     [event] = [e for e in span.events if e.name == "ragguard.scan.budget_exhausted"]
     assert event.attributes == {"ragguard.fetch.scanned": 1500, "ragguard.scan.max": 1500}
     # without the finish, the old behaviour: rounds only, short and truncated
-    off = rg.Guard(policy, store, audit=Sink(), max_scan=0)
+    off = rg.Guard(policy, store, audit=sink, max_scan=0)
     assert off.search(rg.Subject(id="alice"), query, k=1) == []
-    assert records[-1].truncated
+    assert sink.last.truncated
     # and with enough budget the one readable chunk is found
     assert [h.id for h in rg.Guard(policy, store).search(rg.Subject(id="alice"), query, 1)] == [
         readable
