@@ -3,9 +3,11 @@ broken stores: a kit that passes every store proves nothing."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from hypothesis import Phase, settings
 import ragguard as rg
 from ragguard.policy import ir
 from ragguard.stores import Pushdown, StoredChunk
-from ragguard.testing import FailingAuditSink, InMemoryStore, RecordingAuditSink
+from ragguard.testing import FailingAuditSink, InMemoryStore, RecordingAuditSink, StoreSpy
 from ragguard.testing.store_kit import StoreConformanceSuite
 
 MODEL = """
@@ -225,3 +227,14 @@ def test_the_kit_fails_a_store_whose_search_ignores_the_metric() -> None:
 
     with pytest.raises(AssertionError, match=r"numpy|top-"):
         _CosineAlways().test_guarded_top_k_matches_numpy_brute_force()
+
+
+def test_the_testing_page_runs_top_to_bottom() -> None:
+    """docs/testing.md's python blocks run as written (the kit's sketch is marked notest)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) >= 4
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, "testing.md", "exec"), namespace)
+    assert isinstance(namespace["spy"], StoreSpy)
