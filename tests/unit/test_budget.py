@@ -184,20 +184,6 @@ def test_score_shortfall() -> None:
 # -- the guard, on a real EdgeStore -------------------------------------------------------
 
 DIM = 16
-MODEL = """
-[request_definition]
-r = sub, obj, act
-
-[policy_definition]
-p = sub, act
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = r.obj.tenant == r.sub.tenant && r.act == p.act
-"""
-POLICY = "p, anyone, read\n"
 ALICE = rg.Subject(id="alice", attributes={"tenant": "acme"})
 BOB = rg.Subject(id="bob", attributes={"tenant": "acme"})
 
@@ -226,8 +212,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rg.EdgeStore]:
 
 
 @pytest.fixture(scope="module")
-def policy() -> rg.Policy:
-    return rg.Policy.from_casbin(MODEL, POLICY)
+def policy(tenant_policy: rg.Policy) -> rg.Policy:
+    return tenant_policy
 
 
 QUERY = _unit(np.random.default_rng(5))

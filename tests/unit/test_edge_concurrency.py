@@ -14,17 +14,6 @@ import qdrant_edge as qe
 import ragguard as rg
 from ragguard.testing import clustered_vectors
 
-MODEL = """
-[request_definition]
-r = sub, obj, act
-[policy_definition]
-p = sub, act
-[policy_effect]
-e = some(where (p.eft == allow))
-[matchers]
-m = r.obj.tenant == r.sub.tenant && r.act == p.act
-"""
-
 DIM = 16
 
 
@@ -61,13 +50,15 @@ def store(tmp_path: Path) -> Iterator[rg.EdgeStore]:
     edge.close()
 
 
-def test_two_searches_are_inside_the_engine_at_the_same_time(store: rg.EdgeStore) -> None:
+def test_two_searches_are_inside_the_engine_at_the_same_time(
+    store: rg.EdgeStore, tenant_policy: rg.Policy
+) -> None:
     """No store-wide or guard-wide lock: two threads' queries overlap in the engine.
 
     Each query waits until the other one has also entered the engine; a lock around
     the query would leave the second thread outside and break the barrier.
     """
-    guard = rg.Guard(rg.Policy.from_casbin(MODEL, "p, anyone, read\n"), store)
+    guard = rg.Guard(tenant_policy, store)
     store.shard = cast(qe.EdgeShard, GatedShard(store.shard, threading.Barrier(2, timeout=10)))
     vector = clustered_vectors(1, DIM, seed=9)[0].tolist()
     subjects = [rg.Subject(id=f"u{t}", attributes={"tenant": f"t{t}"}) for t in (0, 1)]
@@ -78,14 +69,17 @@ def test_two_searches_are_inside_the_engine_at_the_same_time(store: rg.EdgeStore
         assert {hit.metadata["tenant"] for hit in hits} == {subject.attributes["tenant"]}
 
 
-def test_close_waits_for_a_search_in_progress(store: rg.EdgeStore) -> None:
+def test_close_waits_for_a_search_in_progress(
+    store: rg.EdgeStore, tenant_policy: rg.Policy
+) -> None:
     """close() blocks until a running search has finished; later searches fail cleanly."""
     release = threading.Event()
     gated = GatedShard(store.shard, release)
     store.shard = cast(qe.EdgeShard, gated)
     vector = clustered_vectors(1, DIM, seed=9)[0].tolist()
-    policy = rg.Policy.from_casbin(MODEL, "p, anyone, read\n")
-    tenant0 = store.translate(policy.plan(rg.Subject(id="a", attributes={"tenant": "t0"})).filter)
+    tenant0 = store.translate(
+        tenant_policy.plan(rg.Subject(id="a", attributes={"tenant": "t0"})).filter
+    )
     with ThreadPoolExecutor(max_workers=2) as pool:
         searching = pool.submit(store.search, vector, 5, tenant0)
         assert gated.entered.wait(timeout=10)
@@ -99,9 +93,11 @@ def test_close_waits_for_a_search_in_progress(store: rg.EdgeStore) -> None:
         store.search(vector, 5, tenant0)
 
 
-def test_concurrent_searches_return_what_sequential_ones_do(store: rg.EdgeStore) -> None:
+def test_concurrent_searches_return_what_sequential_ones_do(
+    store: rg.EdgeStore, tenant_policy: rg.Policy
+) -> None:
     """Eight threads searching at once get exactly the sequential answers."""
-    guard = rg.Guard(rg.Policy.from_casbin(MODEL, "p, anyone, read\n"), store)
+    guard = rg.Guard(tenant_policy, store)
     queries = clustered_vectors(40, DIM, seed=5).tolist()
     subjects = [rg.Subject(id=f"u{i}", attributes={"tenant": f"t{i % 2}"}) for i in range(40)]
     expected = [
