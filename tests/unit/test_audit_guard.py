@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tracing import ALICE, CORPUS, EMBEDDER, MODEL, POLICY, QUESTION, corpus_store
+from test_tracing import ALICE, CORPUS, EMBEDDER, QUESTION, corpus_store
 
 import ragguard as rg
 from ragguard.audit import JsonlAuditLog, read_audit_records, verify_audit_log
@@ -22,8 +22,8 @@ def store() -> InMemoryStore:
 
 
 @pytest.fixture
-def policy() -> rg.Policy:
-    return rg.Policy.from_casbin(MODEL, POLICY)
+def policy(clearance_policy: rg.Policy) -> rg.Policy:
+    return clearance_policy
 
 
 class StatusByLevel:

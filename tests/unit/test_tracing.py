@@ -17,20 +17,6 @@ from ragguard.stores.base import Pushdown
 from ragguard.testing import HashEmbedder, InMemoryStore, in_memory_tracing, sample_corpus
 from ragguard.tracing import RetrievalTracer, pseudonymize
 
-MODEL = """
-[request_definition]
-r = sub, obj, act
-
-[policy_definition]
-p = sub, act
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = r.obj.tenant == r.sub.tenant && r.obj.level <= r.sub.clearance && r.act == p.act
-"""
-POLICY = "p, anyone, read\n"
 DIM = 128
 QUESTION = "how do I restart the billing service safely after a bad deploy"
 ALICE = rg.Subject(id="alice", attributes={"tenant": "acme", "clearance": 1})
@@ -60,8 +46,8 @@ def store() -> InMemoryStore:
 
 
 @pytest.fixture
-def policy() -> rg.Policy:
-    return rg.Policy.from_casbin(MODEL, POLICY)
+def policy(clearance_policy: rg.Policy) -> rg.Policy:
+    return clearance_policy
 
 
 def all_strings(span: ReadableSpan) -> list[str]:
