@@ -75,7 +75,14 @@ from ragguard.stores.base import Chunk, Store
 from ragguard.subject import Subject
 from ragguard.testing import RecordingAuditSink, clustered_vectors
 
-__all__ = ["StoreConformanceSuite", "expressions", "payloads", "predicate_accepts"]
+__all__ = [
+    "FIELDS",
+    "ODD_FIELD",
+    "StoreConformanceSuite",
+    "expressions",
+    "payloads",
+    "predicate_accepts",
+]
 
 CASE_FIELD = "kit_case"
 FIELDS = ("a", "b", "c")

@@ -31,97 +31,12 @@ from qdrant_client import models as qm
 
 import ragguard as rg
 from ragguard.policy import ir
-from ragguard.policy._predicate import compile_check, normalize_metadata
 from ragguard.stores._qdrant_filter import MAX_NUMERIC_ALTERNATIVES, MAX_SUBSTRING_TEXT
+from ragguard.testing.store_kit import FIELDS, ODD_FIELD, expressions, payloads, predicate_accepts
 
 DIM = 4
-FIELDS = ("a", "b", "c")
-ODD_FIELD = "x-y"  # not a plain word: never pushed down, always relaxed
-
-# -- random IR -----------------------------------------------------------------------------
-
-_strings = st.sampled_from(["", "s", "t", "ü", "1", "true", "S", "st", "s,t"])
-# Around 2**53 and 2**63, each next to its neighbour: equalities with integers no float
-# can equal are pushed down as integer matches, the others through float ranges.
-_ints = st.sampled_from(
-    [
-        *(0, 1, 2, -1, 10),
-        *(2**53, 2**53 + 1, 2**53 + 2, -(2**53) - 1, 2**60 + 1),
-        *(2**63 - 2, 2**63 - 1, 2**63, -(2**63) + 1, -(2**63), 2**64 - 1),
-    ]
-)
-_unstorable_ints = st.sampled_from([2**64 + 1, -(2**63) - 1, 10**30])  # filter values only
-_floats = st.sampled_from([0.0, 1.0, 1.5, -2.5, 2.0**53, 2.0**53 + 2, 2.0**63, 1e300])
-_scalars = st.one_of(_strings, _ints, _floats, st.booleans())
-_filter_scalars = st.one_of(_scalars, _unstorable_ints)
-_fields = st.one_of(st.sampled_from(FIELDS), st.sampled_from(FIELDS), st.just(ODD_FIELD))
-
-
-@st.composite
-def _range(draw: st.DrawFn) -> ir.Expr:
-    bound = st.one_of(_ints, _floats) if draw(st.integers(0, 4)) else _strings
-    names = draw(st.lists(st.sampled_from(["gt", "gte", "lt", "lte"]), min_size=1, unique=True))
-    given: dict[str, Any] = {name: draw(bound) for name in names}
-    return ir.Range(
-        draw(_fields),
-        gt=given.get("gt"),
-        gte=given.get("gte"),
-        lt=given.get("lt"),
-        lte=given.get("lte"),
-    )
-
-
-@st.composite
-def _many_numbers(draw: st.DrawFn) -> ir.Expr:
-    start = draw(st.integers(-5, 5))
-    count = MAX_NUMERIC_ALTERNATIVES + 1
-    return ir.In(draw(_fields), tuple(range(start, start + count)))
-
-
-_atoms: st.SearchStrategy[ir.Expr] = st.one_of(
-    st.builds(ir.Eq, _fields, _filter_scalars),
-    st.builds(ir.in_, _fields, st.lists(_filter_scalars, min_size=1, max_size=4)),
-    st.builds(ir.In, _fields, st.lists(_filter_scalars, min_size=1, max_size=4).map(tuple)),
-    _range(),
-    st.builds(ir.Exists, _fields),
-    st.builds(
-        ir.Match,
-        st.sampled_from(["keyMatch", "regexMatch", "globMatch"]),
-        _fields,
-        st.sampled_from(["s*", "^t", "*"]),
-        st.booleans(),
-    ),
-    st.builds(ir.Contains, _fields, _strings),
-    st.builds(ir.Within, _fields, st.sampled_from(["st", "s,t", "tü1", "", "s" * 65 + "t"])),
-    st.sampled_from([ir.TRUE, ir.FALSE]),
-    _many_numbers(),
-)
-
-
-def _extend(children: st.SearchStrategy[ir.Expr]) -> st.SearchStrategy[ir.Expr]:
-    items = st.lists(children, min_size=2, max_size=3).map(tuple)
-    return st.one_of(
-        st.builds(ir.Not, children),
-        st.builds(ir.And, items),
-        st.builds(ir.Or, items),
-        st.lists(children, min_size=1, max_size=3).map(lambda xs: ir.and_(*xs)),
-        st.lists(children, min_size=1, max_size=3).map(lambda xs: ir.or_(*xs)),
-    )
-
-
-expressions = st.recursive(_atoms, _extend, max_leaves=6)
-
-_payload_values = st.one_of(
-    _scalars,
-    _scalars,
-    st.lists(st.one_of(_scalars, st.none()), max_size=3),
-    st.sampled_from([None, [None]]),
-    st.sampled_from([2**62, -(2**62), 3.25, 2**53 + 1, 2**63 - 2, 2.0**60, 2**63, 2**64 - 1]),
-    st.sampled_from(["s,t", "st", "ts", ["s,t"], ["st", "t"]]),
-)
-payloads = st.dictionaries(
-    st.sampled_from([*FIELDS, ODD_FIELD, "other"]), _payload_values, max_size=4
-)
+# The random IR and payloads are the store kit's (ragguard.testing.store_kit), which every
+# store runs; here they run longer, on EdgeStore with and without payload indexes.
 
 # -- stores --------------------------------------------------------------------------------
 
@@ -182,9 +97,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Bac
 _ids = itertools.count(1)
 
 
-def _predicate_accepts(expr: ir.Expr, metadata: Mapping[str, Any]) -> bool:
-    fields = frozenset(ir.fields_of(expr))
-    return compile_check(expr)(normalize_metadata(metadata, fields))
+_predicate_accepts = predicate_accepts
 
 
 def _holds_null_list(metadata: Mapping[str, Any], fields: set[str]) -> bool:
