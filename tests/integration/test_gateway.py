@@ -15,7 +15,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,8 +35,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 import ragguard as rg
 from ragguard.gateway import create_app, parse_config
 from ragguard.gateway._app import openapi_schema
-from ragguard.stores.base import Pushdown, StoredChunk
-from ragguard.testing import HashEmbedder, in_memory_tracing, sample_corpus
+from ragguard.testing import HashEmbedder, StoreSpy, in_memory_tracing, sample_corpus
 
 DEMO = Path(rg.__file__).parent / "_demo"
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,45 +58,9 @@ USERS = {
 }
 
 
-class CountingStore:
-    """The real store, with a count of searches and gets (to prove 'nothing searched')."""
-
-    def __init__(self, inner: rg.EdgeStore) -> None:
-        self.inner = inner
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    @property
-    def distance(self) -> str:
-        return self.inner.distance
-
-    def translate(self, expr: Any) -> Pushdown:
-        return self.inner.translate(expr)
-
-    def search(
-        self, vector: Sequence[float], limit: int, pushdown: Pushdown, *, exact: bool = False
-    ) -> list[StoredChunk]:
-        with self._lock:
-            self.calls += 1
-        return self.inner.search(vector, limit, pushdown, exact=exact)
-
-    def upsert(self, chunks: Any) -> list[str]:
-        return self.inner.upsert(chunks)
-
-    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
-        with self._lock:
-            self.calls += 1
-        return self.inner.get(ids)
-
-    def create_payload_indexes(self, specs: Any) -> None:
-        self.inner.create_payload_indexes(specs)
-
-    def close(self) -> None:
-        self.inner.close()
+def reads(store: StoreSpy) -> int:
+    """How often the real store was searched or read (to prove 'nothing searched')."""
+    return sum(store.calls[name] for name in ("search", "asearch", "get", "scroll", "ascroll"))
 
 
 @dataclass
@@ -158,9 +121,7 @@ def embedder() -> HashEmbedder:
 
 
 @pytest.fixture(scope="module")
-def store(
-    tmp_path_factory: pytest.TempPathFactory, embedder: HashEmbedder
-) -> Iterator[CountingStore]:
+def store(tmp_path_factory: pytest.TempPathFactory, embedder: HashEmbedder) -> Iterator[StoreSpy]:
     documents = sample_corpus()
     edge = rg.EdgeStore.create(tmp_path_factory.mktemp("gw") / "shard", dim=384)
     vectors = embedder.embed_documents([d.text for d in documents])
@@ -184,8 +145,7 @@ def store(
         ]
     )
     edge.optimize()
-    counting = CountingStore(edge)
-    yield counting
+    yield StoreSpy(edge)
     edge.close()
 
 
@@ -195,7 +155,7 @@ def tracing() -> tuple[Any, Any]:
 
 
 @pytest.fixture(scope="module")
-def guard(store: CountingStore, tracing: tuple[Any, Any]) -> rg.Guard:
+def guard(store: StoreSpy, tracing: tuple[Any, Any]) -> rg.Guard:
     policy = rg.Policy.from_casbin(DEMO / "model.conf", DEMO / "policy.csv")
     return rg.Guard(policy, store, tracer_provider=tracing[0])
 
@@ -357,12 +317,12 @@ def _bad_tokens(keys: Keys) -> dict[str, str]:
 
 
 def test_bad_tokens_are_refused_before_any_store_call(
-    base_url: str, keys: Keys, store: CountingStore
+    base_url: str, keys: Keys, store: StoreSpy
 ) -> None:
     """Every malformed, forged, stale or foreign token gets 401 and searches nothing."""
     with httpx.Client(base_url=base_url, timeout=30) as client:
         for label, token in _bad_tokens(keys).items():
-            before = store.calls
+            before = reads(store)
             response = client.post(
                 "/v1/search",
                 json={"query": "salary bands", "k": 3},
@@ -372,29 +332,29 @@ def test_bad_tokens_are_refused_before_any_store_call(
             assert response.headers["www-authenticate"].startswith("Bearer"), label
             assert response.headers["content-type"] == "application/problem+json", label
             assert "salary" not in response.text, label
-            assert store.calls == before, label
+            assert reads(store) == before, label
         for headers in ({}, {"Authorization": "Basic YWxpY2U6cHc="}):
-            before = store.calls
+            before = reads(store)
             response = client.post("/v1/search", json={"query": "q"}, headers=headers)
             assert response.status_code == 401
             assert response.headers["www-authenticate"] == 'Bearer realm="ragguard"' or (
                 "invalid_token" in response.headers["www-authenticate"]
             )
-            assert store.calls == before
+            assert reads(store) == before
 
 
-def test_oversized_headers_are_refused(base_url: str, keys: Keys, store: CountingStore) -> None:
+def test_oversized_headers_are_refused(base_url: str, keys: Keys, store: StoreSpy) -> None:
     """A valid token with a flood of other headers is refused, nothing searched."""
     token = sign(keys, "alice")
     headers = {"Authorization": f"Bearer {token}"}
     headers.update({f"X-Pad-{i}": "p" * 900 for i in range(14)})
-    before = store.calls
+    before = reads(store)
     response = httpx.post(
         f"{base_url}/v1/search", json={"query": "runbook"}, headers=headers, timeout=30
     )
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert store.calls == before
+    assert reads(store) == before
 
 
 def test_a_subject_in_the_body_or_query_string_is_ignored(
@@ -425,9 +385,7 @@ def test_a_subject_in_the_body_or_query_string_is_ignored(
         assert plan["kind"] == "conditional"
 
 
-def test_limits_and_errors_never_echo_the_query(
-    base_url: str, keys: Keys, store: CountingStore
-) -> None:
+def test_limits_and_errors_never_echo_the_query(base_url: str, keys: Keys, store: StoreSpy) -> None:
     """Too-large k, query, body or filter: a problem+json without the query text."""
     auth = {"Authorization": f"Bearer {sign(keys, 'alice')}"}
     secret = "zebra-codename-" * 5
@@ -443,14 +401,14 @@ def test_limits_and_errors_never_echo_the_query(
     ]
     with httpx.Client(base_url=base_url, timeout=30) as client:
         for body, status in cases:
-            before = store.calls
+            before = reads(store)
             response = client.post("/v1/search", json=body, headers=auth)
             assert response.status_code == status, (body.keys(), response.text)
             assert response.headers["content-type"] == "application/problem+json"
             problem = response.json()
             assert problem["status"] == status
             assert "zebra" not in response.text
-            assert store.calls == before
+            assert reads(store) == before
 
 
 def test_filter_narrows_and_never_widens(
@@ -563,7 +521,7 @@ def test_concurrent_clients_never_get_a_chunk_they_may_not_read(
 
 
 def test_jwks_unreachable_fails_closed(
-    keys: Keys, guard: rg.Guard, embedder: HashEmbedder, store: CountingStore
+    keys: Keys, guard: rg.Guard, embedder: HashEmbedder, store: StoreSpy
 ) -> None:
     """With the key set unreachable, valid-looking tokens get 503 and nothing is searched."""
     import socket
@@ -575,7 +533,7 @@ def test_jwks_unreachable_fails_closed(
         gateway_config(f"http://127.0.0.1:{dead_port}/jwks.json"), guard=guard, embedder=embedder
     )
     with Server(app) as url:
-        before = store.calls
+        before = reads(store)
         response = httpx.post(
             f"{url}/v1/search",
             json={"query": "runbook"},
@@ -583,7 +541,7 @@ def test_jwks_unreachable_fails_closed(
             timeout=30,
         )
         assert response.status_code == 503
-        assert store.calls == before
+        assert reads(store) == before
         assert httpx.get(f"{url}/readyz", timeout=30).status_code == 503
         assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
 
@@ -722,7 +680,7 @@ async def test_an_injected_instruction_cannot_change_the_subject_of_the_next_cal
 
 
 async def test_mcp_without_a_valid_token_is_refused(
-    base_url: str, keys: Keys, store: CountingStore
+    base_url: str, keys: Keys, store: StoreSpy
 ) -> None:
     """No token or a forged one: 401 with a Bearer challenge, and the store is not asked."""
     initialize = {
@@ -736,14 +694,14 @@ async def test_mcp_without_a_valid_token_is_refused(
         },
     }
     headers = {"Accept": "application/json, text/event-stream"}
-    before = store.calls
+    before = reads(store)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         for token in (None, sign(keys, "alice", iss="https://evil.test"), "garbage"):
             auth = {"Authorization": f"Bearer {token}"} if token else {}
             response = await client.post("/mcp", json=initialize, headers={**headers, **auth})
             assert response.status_code == 401
             assert response.headers["www-authenticate"].startswith("Bearer")
-    assert store.calls == before
+    assert reads(store) == before
 
 
 async def test_mcp_explain_access(base_url: str, keys: Keys, guard: rg.Guard) -> None:
