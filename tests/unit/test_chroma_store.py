@@ -26,11 +26,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_stores import expressions, payloads
 
 import ragguard as rg
 from ragguard.policy import ir
 from ragguard.policy._predicate import compile_check, normalize_metadata
+from ragguard.testing.store_kit import expressions, payloads
 
 chromadb = pytest.importorskip("chromadb", reason="ChromaStore needs ragguard[chroma]")
 
