@@ -16,10 +16,19 @@ from ragguard.exceptions import StoreError
 from ragguard.policy import ir
 from ragguard.policy._predicate import Check, compile_check, normalize_metadata
 from ragguard.stores._points import as_payload, as_vector
-from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoredChunk, point_id
+from ragguard.stores.base import (
+    Chunk,
+    IndexSpec,
+    Pushdown,
+    Store,
+    StoreCapabilities,
+    StoredChunk,
+    point_id,
+    store_capabilities,
+)
 
 if TYPE_CHECKING:
-    from ragguard import Retrieval
+    from ragguard.results import Retrieval
 
 __all__ = ["FailingAuditSink", "InMemoryStore", "RecordingAuditSink", "StoreSpy"]
 
@@ -142,6 +151,11 @@ class InMemoryStore:
     def distance(self) -> Distance:
         """The metric ``search`` scores in."""
         return self._distance
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """Its metric; no async, scroll or trace names (``db.system.name`` ``memory``)."""
+        return StoreCapabilities(distance=self._distance, db_system_name="memory")
 
     def count(self) -> int:
         """How many points the store holds."""
@@ -331,6 +345,11 @@ class StoreSpy:
     def dim(self) -> int:
         """The wrapped store's dimension."""
         return self.inner.dim
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        """The wrapped store's (declared or inferred); its optional methods are counted."""
+        return store_capabilities(self.inner)
 
     def translate(self, expr: ir.Expr) -> Pushdown:
         """Counted, then the wrapped store's translation."""

@@ -28,7 +28,8 @@ PACKAGES = {
 
 # Modules that may import ragguard.guard: the root and the surfaces above the guard.
 GUARD_IMPORTERS = ("ragguard", "ragguard._cli", "ragguard.__main__")
-SURFACE_PREFIXES = ("ragguard._demo", "ragguard.gateway")
+# ragguard.testing.store_kit drives a Guard over the store under test: a surface too.
+SURFACE_PREFIXES = ("ragguard._demo", "ragguard.gateway", "ragguard.testing.store_kit")
 
 # Modules below the guard, and the package prefixes they must never import.
 LOWER_LAYERS: dict[str, tuple[str, ...]] = {

@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import ragguard as rg
 from ragguard.audit import JsonlAuditLog, read_audit_records
+from ragguard.stores import StoreCapabilities
 from ragguard.stores.base import Pushdown
 from ragguard.testing import HashEmbedder, InMemoryStore, in_memory_tracing, sample_corpus
 from ragguard.tracing import RetrievalTracer, pseudonymize
@@ -204,8 +205,9 @@ def test_store_names_become_data_source_attributes() -> None:
     provider, exporter = in_memory_tracing()
 
     class NamedStore(InMemoryStore):
-        db_system_name = "qdrant"
-        collection = "docs"
+        @property
+        def capabilities(self) -> StoreCapabilities:
+            return StoreCapabilities(db_system_name="qdrant", collection="docs")
 
     tracer = RetrievalTracer(provider, data_source=NamedStore(DIM))
     with tracer.retrieval(ALICE, 5):
