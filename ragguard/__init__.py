@@ -41,6 +41,7 @@ from ragguard.policy import Decision, Plan, Policy
 from ragguard.provenance import Ingestor, ProvenanceCheck, Signer
 from ragguard.results import AuditSink, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
 from ragguard.screens import PromptInjectionScreen, Screen, ScreenResult, SecretsScreen
+from ragguard.search_params import SearchParams
 from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoreCapabilities, StoredChunk
 from ragguard.stores.edge import EdgeStore
 from ragguard.subject import Subject
@@ -110,6 +111,7 @@ __all__ = [
     "Retrieval",
     "Screen",
     "ScreenResult",
+    "SearchParams",
     "SecretsScreen",
     "Signer",
     "Store",

@@ -50,6 +50,7 @@ from ragguard.policy._plan import EXPR_TYPES, Decision, Plan
 from ragguard.policy._policy import Policy
 from ragguard.results import AuditSink, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
 from ragguard.screens._base import Screen, run_screens, screen_name
+from ragguard.search_params import SearchParams
 from ragguard.stores._points import not_a_vector
 from ragguard.stores.base import (
     AsyncScrollingStore,
@@ -108,6 +109,7 @@ class _Fetch:
     done: bool = False
     can_scan: bool = False
     scan: _Scan | None = None
+    search_params: SearchParams = field(default_factory=SearchParams)
 
     def next_limit(self) -> int | None:
         """How many results to ask the store for next, or ``None`` when finished."""
@@ -263,7 +265,14 @@ class Guard:
       withholds the hit.
     * ``budget`` — a ``ragguard.ReleaseBudget``: per-subject release limits and a
       minimum similarity score; a search over budget raises ``BudgetExceededError``.
-    * ``exact_search`` — ask the store for exhaustive (non-HNSW) search.
+    * ``search_params`` — a ``ragguard.SearchParams`` (or a mapping of its fields):
+      Qdrant's ``hnsw_ef``, ``exact``, quantization ``rescore``/``oversampling`` and
+      ``indexed_only`` for every search; ``search(..., search_params=)`` replaces it for
+      one call. They trade recall for latency and never change which chunks may be
+      released (the guard re-checks every hit).
+    * ``exact_search`` — ask the store for exhaustive (non-HNSW) search: the shorthand
+      for ``search_params=SearchParams(exact=True)`` (with ``search_params`` given too,
+      it sets that ``exact``).
     * ``max_k`` — the largest ``k`` accepted; ``max_fetch_rounds`` — how many doubling
       rounds to fetch when hits are withheld after the store's filter.
     * ``max_scan`` — when those rounds run out, the guard finishes exactly on a store
@@ -289,6 +298,7 @@ class Guard:
         capture_content: bool = False,
         pseudonymize_subject_key: bytes | str | None = None,
         exact_search: bool = False,
+        search_params: SearchParams | Mapping[str, Any] | None = None,
         max_k: int = DEFAULT_MAX_K,
         max_fetch_rounds: int = DEFAULT_MAX_FETCH_ROUNDS,
         max_scan: int = DEFAULT_MAX_SCAN,
@@ -313,7 +323,6 @@ class Guard:
         self.provenance = provenance
         self.audit = audit
         self.audit_required = audit_required
-        self.exact_search = exact_search
         self.max_k = max_k
         self.max_fetch_rounds = max_fetch_rounds
         self.max_scan = max_scan
@@ -322,6 +331,11 @@ class Guard:
         self.budget = budget
         # What the store offers beyond Store, declared once (see StoreCapabilities).
         self.capabilities = store_capabilities(store)
+        params = SearchParams.coerce(search_params) or SearchParams()
+        if exact_search:
+            params = dataclasses.replace(params, exact=True)
+        self.search_params: SearchParams = self._usable_params(params, ValueError)
+        self.exact_search = params.exact
         # Qdrant scores euclid/manhattan results by distance (lower is better).
         metric = self.capabilities.distance
         self._lower_score_is_better = metric in DISTANCE_METRICS
@@ -390,6 +404,7 @@ class Guard:
         *,
         action: str | None = None,
         where: ir.Expr | Mapping[str, Any] | None = None,
+        search_params: SearchParams | Mapping[str, Any] | None = None,
     ) -> list[Hit]:
         """The ``k`` best chunks ``subject`` may read, best first.
 
@@ -397,12 +412,14 @@ class Guard:
         (a list value means any of them). It becomes part of the plan
         (:meth:`Plan.narrow`): pushed into the store where the store can run it and
         re-checked on every hit, so it holds on every store and never widens access.
+        ``search_params`` replaces the guard's :class:`SearchParams` for this call
+        (ranking and recall only; a bad value is a ``QueryError``).
         """
         started = time.perf_counter()
         with self._tracer.retrieval(subject, k) as span:
-            fetch, query = self._start(subject, vector, k, action, where)
+            fetch, query = self._start(subject, vector, k, action, where, search_params)
             while (limit := fetch.next_limit()) is not None:
-                fetch.feed(self._store_search(query, limit, fetch.pushdown))
+                fetch.feed(self._store_search(query, limit, fetch.pushdown, fetch.search_params))
             scan = self._scan(fetch, query)
             if scan is not None:
                 store = cast(ScrollingStore, self.store)
@@ -421,17 +438,20 @@ class Guard:
         *,
         action: str | None = None,
         where: ir.Expr | Mapping[str, Any] | None = None,
+        search_params: SearchParams | Mapping[str, Any] | None = None,
     ) -> list[Hit]:
         """Async :meth:`search`: uses the store's ``asearch`` if it has one, else a thread."""
         started = time.perf_counter()
         with self._tracer.retrieval(subject, k) as span:
-            fetch, query = self._start(subject, vector, k, action, where)
+            fetch, query = self._start(subject, vector, k, action, where, search_params)
             while (limit := fetch.next_limit()) is not None:
                 if self.capabilities.asearch:
-                    results = await self._store_asearch(query, limit, fetch.pushdown)
+                    results = await self._store_asearch(
+                        query, limit, fetch.pushdown, fetch.search_params
+                    )
                 else:
                     results = await asyncio.to_thread(
-                        self._store_search, query, limit, fetch.pushdown
+                        self._store_search, query, limit, fetch.pushdown, fetch.search_params
                     )
                 fetch.feed(results)
             scan = self._scan(fetch, query)
@@ -452,10 +472,12 @@ class Guard:
         k: int,
         action: str | None,
         where: ir.Expr | Mapping[str, Any] | None,
+        search_params: SearchParams | Mapping[str, Any] | None = None,
     ) -> tuple[_Fetch, list[float]]:
         subject = require_subject(subject)
         k = self._check_k(k)
         array = self._check_vector(vector)
+        params = self._call_params(search_params)
         plan, pushdown = self._plan_and_pushdown(subject, action)
         if where is not None:
             # A new plan: the cached one stays as it is for every other search.
@@ -464,8 +486,10 @@ class Guard:
                 pushdown = self._pushdown_for(narrowed)
                 plan = dataclasses.replace(narrowed, exact=pushdown.exact)
         self._tracer.planned(plan)
+        self._tracer.searching(params.span_attributes())
         limit = k if pushdown.exact else min(k * INEXACT_OVERFETCH, MAX_FETCH_LIMIT)
         fetch = _Fetch(self, subject, plan, pushdown, k, limit, _query_digest(array))
+        fetch.search_params = params
         fetch.can_scan = self.max_scan > 0 and self.capabilities.scroll
         if pushdown.matches_nothing:
             fetch.done = True  # deny_all: the store is never touched
@@ -524,22 +548,49 @@ class Guard:
         vectors = cast(ScrollingStore, self.store).vectors
         return await asyncio.to_thread(self._store_call, "vectors", vectors, ids)
 
+    def _call_params(self, search_params: SearchParams | Mapping[str, Any] | None) -> SearchParams:
+        """This call's search parameters: the guard's, or the call's in their place."""
+        if search_params is None:
+            return self.search_params
+        try:
+            params = SearchParams.coerce(search_params)
+        except (TypeError, ValueError) as exc:
+            raise QueryError(f"search_params: {exc}") from exc
+        assert params is not None
+        return self._usable_params(params, QueryError)
+
+    def _usable_params(self, params: SearchParams, error: type[Exception]) -> SearchParams:
+        """``params``, unless they need a store that takes only ``exact``."""
+        if not self.capabilities.search_params and _beyond_exact(params):
+            raise error(
+                f"{type(self.store).__name__} takes no search_params (only exact): "
+                "hnsw_ef, rescore, oversampling and indexed_only cannot apply"
+            )
+        return params
+
+    def _store_kwargs(self, params: SearchParams) -> dict[str, Any]:
+        # A store that does not declare StoreCapabilities(search_params=True) gets
+        # `exact` only; _usable_params refused anything more.
+        if self.capabilities.search_params and _beyond_exact(params):
+            return {"exact": params.exact, "search_params": params}
+        return {"exact": params.exact}
+
     def _store_search(
-        self, query: list[float], limit: int, pushdown: Pushdown
+        self, query: list[float], limit: int, pushdown: Pushdown, params: SearchParams
     ) -> list[StoredChunk]:
         try:
-            return self.store.search(query, limit, pushdown, exact=self.exact_search)
+            return self.store.search(query, limit, pushdown, **self._store_kwargs(params))
         except StoreError:
             raise
         except Exception as exc:  # any store failure: release nothing, say what happened
             raise self._store_failed(exc) from exc
 
     async def _store_asearch(
-        self, query: list[float], limit: int, pushdown: Pushdown
+        self, query: list[float], limit: int, pushdown: Pushdown, params: SearchParams
     ) -> list[StoredChunk]:
         store = cast(AsyncStore, self.store)
         try:
-            results = await store.asearch(query, limit, pushdown, exact=self.exact_search)
+            results = await store.asearch(query, limit, pushdown, **self._store_kwargs(params))
         except StoreError:
             raise
         except Exception as exc:
@@ -738,3 +789,8 @@ def _data_version(store: object) -> str | None:
     except Exception:  # a failing property must not fail a retrieval that already ran
         return None
     return version if isinstance(version, str) and version else None
+
+
+def _beyond_exact(params: SearchParams) -> bool:
+    """Whether ``params`` set anything besides ``exact``."""
+    return not dataclasses.replace(params, exact=False).is_default

@@ -237,6 +237,12 @@ class RetrievalTracer:
             },
         )
 
+    def searching(self, attributes: dict[str, Any]) -> None:
+        """Attach the search parameters (``ragguard.search.*``) to the current span."""
+        span = trace.get_current_span()
+        if span.is_recording():
+            self._safely(span.set_attributes, attributes)
+
     def finished(self, span: Span, retrieval: Retrieval) -> None:
         """Counts and one event per considered chunk."""
         if span.is_recording():

@@ -125,6 +125,10 @@ class Store(Protocol):
         """The ``limit`` nearest points matching ``pushdown``, best first.
 
         ``exact=True`` asks for exhaustive (non-HNSW) search. Raises ``StoreError``.
+        A store that declares ``StoreCapabilities(search_params=True)`` also takes
+        ``search_params: ragguard.SearchParams | None = None`` (EdgeStore, QdrantStore
+        and PgVectorStore do); the guard refuses parameters beyond ``exact`` for any
+        other.
         """
         ...
 
@@ -230,6 +234,10 @@ class StoreCapabilities:
       ``db.collection.name`` and ``gen_ai.data_source.id``); ``None``: not recorded.
     * ``metadata_key`` — the payload key holding the chunk metadata (LangChain's layout:
       ``"metadata"``); adapters that write filters on payload paths read it.
+    * ``search_params`` — ``search`` (and ``asearch``) take
+      ``search_params: ragguard.SearchParams | None = None`` (``hnsw_ef``, quantization,
+      ``indexed_only``). Without it the guard passes ``exact`` only and refuses any
+      other search parameter for this store.
     """
 
     distance: Distance = "cosine"
@@ -239,6 +247,7 @@ class StoreCapabilities:
     db_system_name: str | None = None
     collection: str | None = None
     metadata_key: str = "metadata"
+    search_params: bool = False
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:

@@ -55,6 +55,7 @@ import qdrant_edge as qe
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
+from ragguard.search_params import SearchParams
 from ragguard.stores._points import as_payload, as_vector, dense_vector, stored_chunk
 from ragguard.stores._qdrant_filter import FilterTranslator
 from ragguard.stores.base import (
@@ -296,6 +297,7 @@ class EdgeStore:
             scroll=True,
             db_system_name=self.db_system_name,
             metadata_key=METADATA_KEY,
+            search_params=True,
         )
 
     def translate(self, expr: ir.Expr) -> Pushdown:
@@ -309,8 +311,13 @@ class EdgeStore:
         pushdown: Pushdown,
         *,
         exact: bool = False,
+        search_params: SearchParams | None = None,
     ) -> list[StoredChunk]:
-        """The ``limit`` nearest points matching ``pushdown``, best first."""
+        """The ``limit`` nearest points matching ``pushdown``, best first.
+
+        ``search_params`` are passed to the engine as its ``SearchParams`` (``exact=True``
+        or ``search_params.exact`` makes the search exhaustive).
+        """
         if pushdown.matches_nothing or limit <= 0:
             return []
         request = qe.QueryRequest(
@@ -319,7 +326,7 @@ class EdgeStore:
             filter=pushdown.native,
             with_payload=True,
             with_vector=False,
-            params=qe.SearchParams(exact=True) if exact else None,
+            params=_edge_params(exact, search_params),
         )
         with self._open_shard("search", shared=True) as shard:
             points = shard.query(request)
@@ -1037,3 +1044,20 @@ def _allocated_bytes(root: Path, part: str | None = None) -> int:
 
 def _payload_bytes(payload: dict[str, Any]) -> int:
     return len(json.dumps(payload, separators=(",", ":"), default=str))
+
+
+def _edge_params(exact: bool, params: SearchParams | None) -> qe.SearchParams | None:
+    """The engine's ``SearchParams`` (``None``: its defaults)."""
+    if params is None or params.is_default:
+        return qe.SearchParams(exact=True) if exact else None
+    quantization = (
+        qe.QuantizationSearchParams(rescore=params.rescore, oversampling=params.oversampling)
+        if params.quantization
+        else None
+    )
+    return qe.SearchParams(
+        hnsw_ef=params.hnsw_ef,
+        exact=exact or params.exact,
+        quantization=quantization,
+        indexed_only=params.indexed_only,
+    )

@@ -26,6 +26,7 @@ from typing import Any, Final, Literal, cast
 from ragguard._canonical import CanonicalizationError, canonical_value
 from ragguard.exceptions import MissingDependencyError, StoreError
 from ragguard.policy import ir
+from ragguard.search_params import SearchParams
 from ragguard.stores._points import as_vector
 from ragguard.stores.base import (
     Chunk,
@@ -89,7 +90,10 @@ class PgVectorStore:
     Searches run in a transaction that sets ``hnsw.iterative_scan = relaxed_order``
     (pgvector >= 0.8) so a selective filter keeps scanning the HNSW graph until it has
     ``limit`` rows, and ``hnsw.ef_search`` to at least ``limit``; ``exact=True`` turns
-    index scans off so the rows are ranked exhaustively. Errors become
+    index scans off so the rows are ranked exhaustively. Of :class:`~ragguard.SearchParams`,
+    ``hnsw_ef`` sets ``hnsw.ef_search`` (still at least ``limit``, at most 1,000) and
+    ``exact`` is ``exact=True``; ``rescore``, ``oversampling`` and ``indexed_only`` have
+    no pgvector equivalent and are ignored (they could only change recall). Errors become
     :class:`~ragguard.exceptions.StoreError` naming the table and the operation, never
     the query, its vector or its parameters.
     """
@@ -291,6 +295,7 @@ class PgVectorStore:
             asearch=True,
             db_system_name=self.db_system_name,
             collection=self.collection,
+            search_params=True,
         )
 
     def translate(self, expr: ir.Expr) -> Pushdown:
@@ -304,11 +309,12 @@ class PgVectorStore:
         pushdown: Pushdown,
         *,
         exact: bool = False,
+        search_params: SearchParams | None = None,
     ) -> list[StoredChunk]:
         """The ``limit`` nearest rows matching ``pushdown``, best first."""
         if pushdown.matches_nothing or limit <= 0:
             return []
-        settings, query, params = self._query(vector, limit, pushdown, exact)
+        settings, query, params = self._query(vector, limit, pushdown, exact, search_params)
         pool = self._sync_pool("search")
         try:
             with pool.connection() as conn, conn.transaction():
@@ -325,15 +331,18 @@ class PgVectorStore:
         pushdown: Pushdown,
         *,
         exact: bool = False,
+        search_params: SearchParams | None = None,
     ) -> list[StoredChunk]:
         """Async :meth:`search` (the async pool if given, else a worker thread)."""
         if self.async_pool is None:
-            return await asyncio.to_thread(self.search, vector, limit, pushdown, exact=exact)
+            return await asyncio.to_thread(
+                self.search, vector, limit, pushdown, exact=exact, search_params=search_params
+            )
         if pushdown.matches_nothing or limit <= 0:
             return []
         if self._iterative_scan is None:
             await self._read_async_facts(self.async_pool)
-        settings, query, params = self._query(vector, limit, pushdown, exact)
+        settings, query, params = self._query(vector, limit, pushdown, exact, search_params)
         try:
             async with self.async_pool.connection() as conn, conn.transaction():
                 await conn.execute(settings[0], settings[1])
@@ -505,7 +514,12 @@ class PgVectorStore:
         return sql.Composed([]), []
 
     def _query(
-        self, vector: Sequence[float], limit: int, pushdown: Pushdown, exact: bool
+        self,
+        vector: Sequence[float],
+        limit: int,
+        pushdown: Pushdown,
+        exact: bool,
+        search_params: SearchParams | None = None,
     ) -> tuple[tuple[sql.Composed, list[Any]], sql.Composed, list[Any]]:
         query_vector = _vector_text(as_vector(vector, self._dim))
         operator, _, score = _DISTANCES[self.distance]
@@ -539,7 +553,12 @@ class PgVectorStore:
             score=sql.SQL(score.format(d="d")),
         )
         names = ["hnsw.ef_search"]
-        values: list[Any] = [str(min(max(self.ef_search, limit), _MAX_EF_SEARCH))]
+        ef_search = self.ef_search
+        if search_params is not None:
+            exact = exact or search_params.exact
+            if search_params.hnsw_ef is not None:
+                ef_search = search_params.hnsw_ef
+        values: list[Any] = [str(min(max(ef_search, limit), _MAX_EF_SEARCH))]
         if self._iterative_scan:
             names.append("hnsw.iterative_scan")
             values.append("relaxed_order")

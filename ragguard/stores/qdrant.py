@@ -22,6 +22,7 @@ from qdrant_client import models as qm
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
+from ragguard.search_params import SearchParams
 from ragguard.stores._points import (
     as_payload,
     as_vector,
@@ -237,6 +238,7 @@ class QdrantStore:
             db_system_name=self.db_system_name,
             collection=self.collection,
             metadata_key=self.metadata_key,
+            search_params=True,
         )
 
     def translate(self, expr: ir.Expr) -> Pushdown:
@@ -250,6 +252,7 @@ class QdrantStore:
         pushdown: Pushdown,
         *,
         exact: bool = False,
+        search_params: SearchParams | None = None,
     ) -> list[StoredChunk]:
         """The ``limit`` nearest points matching ``pushdown``, best first."""
         if pushdown.matches_nothing or limit <= 0:
@@ -257,7 +260,7 @@ class QdrantStore:
         client = self._sync("search")
         try:
             response = client.query_points(
-                self.collection, **self._query(vector, limit, pushdown, exact)
+                self.collection, **self._query(vector, limit, pushdown, exact, search_params)
             )
         except Exception as exc:
             raise self._error("search", exc) from exc
@@ -270,15 +273,18 @@ class QdrantStore:
         pushdown: Pushdown,
         *,
         exact: bool = False,
+        search_params: SearchParams | None = None,
     ) -> list[StoredChunk]:
         """Async :meth:`search` (the async client if given, else a worker thread)."""
         if self.async_client is None:
-            return await asyncio.to_thread(self.search, vector, limit, pushdown, exact=exact)
+            return await asyncio.to_thread(
+                self.search, vector, limit, pushdown, exact=exact, search_params=search_params
+            )
         if pushdown.matches_nothing or limit <= 0:
             return []
         try:
             response = await self.async_client.query_points(
-                self.collection, **self._query(vector, limit, pushdown, exact)
+                self.collection, **self._query(vector, limit, pushdown, exact, search_params)
             )
         except Exception as exc:
             raise self._error("search", exc) from exc
@@ -407,7 +413,12 @@ class QdrantStore:
     # -- helpers --------------------------------------------------------------------------
 
     def _query(
-        self, vector: Sequence[float], limit: int, pushdown: Pushdown, exact: bool
+        self,
+        vector: Sequence[float],
+        limit: int,
+        pushdown: Pushdown,
+        exact: bool,
+        search_params: SearchParams | None = None,
     ) -> dict[str, Any]:
         return {
             "query": as_vector(vector, self._dim),
@@ -416,7 +427,7 @@ class QdrantStore:
             "limit": limit,
             "with_payload": True,
             "with_vectors": False,
-            "search_params": qm.SearchParams(exact=True) if exact else None,
+            "search_params": _client_params(exact, search_params),
         }
 
     def _scroll(self, pushdown: Pushdown, limit: int, offset: str | int | None) -> dict[str, Any]:
@@ -489,3 +500,20 @@ class QdrantStore:
         return stored_chunk(
             raw_id, score, payload, content_key=self.content_key, metadata_key=self.metadata_key
         )
+
+
+def _client_params(exact: bool, params: SearchParams | None) -> qm.SearchParams | None:
+    """``qdrant_client.models.SearchParams`` (``None``: the collection's defaults)."""
+    if params is None or params.is_default:
+        return qm.SearchParams(exact=True) if exact else None
+    quantization = (
+        qm.QuantizationSearchParams(rescore=params.rescore, oversampling=params.oversampling)
+        if params.quantization
+        else None
+    )
+    return qm.SearchParams(
+        hnsw_ef=params.hnsw_ef,
+        exact=exact or params.exact,
+        quantization=quantization,
+        indexed_only=params.indexed_only,
+    )

@@ -206,7 +206,9 @@ def test_edge_store_declares_scroll(tmp_path: Path) -> None:
     store = rg.EdgeStore.create(tmp_path / "shard", dim=2, distance="euclid")
     try:
         caps = store.capabilities
-        assert caps == StoreCapabilities(distance="euclid", scroll=True, db_system_name="qdrant")
+        assert caps == StoreCapabilities(
+            distance="euclid", scroll=True, db_system_name="qdrant", search_params=True
+        )
         assert isinstance(store, ScrollingStore)
         assert not isinstance(store, AsyncStore)
         assert rg.Guard(rg.Policy.from_casbin(MODEL, POLICY), store).capabilities == caps
@@ -229,6 +231,7 @@ def test_qdrant_store_declares_async_and_scroll() -> None:
             db_system_name="qdrant",
             collection="docs",
             metadata_key="meta",
+            search_params=True,
         )
         assert isinstance(store, AsyncScrollingStore)
         assert rg.Guard(rg.Policy.from_casbin(MODEL, POLICY), store).capabilities == caps

@@ -41,7 +41,7 @@ from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict, Field, SkipValidation, field_validator, model_validator
 from typing_extensions import Self
 
-from ragguard import Guard, Hit, Policy, QdrantStore, Subject, SubjectError
+from ragguard import Guard, Hit, Policy, QdrantStore, SearchParams, Subject, SubjectError
 from ragguard.policy import ir
 from ragguard.stores import Store
 from ragguard_langchain._filters import caller_filter_to_ir
@@ -53,7 +53,7 @@ __all__ = ["SUBJECT_CONFIG_KEY", "GuardedRetriever", "QueryEmbedder", "document_
 SUBJECT_CONFIG_KEY = "ragguard_subject"
 """The ``config["configurable"]`` key that carries the subject of one call."""
 
-_SEARCH_KWARGS = frozenset({"k", "filter"})
+_SEARCH_KWARGS = frozenset({"k", "filter", "search_params"})
 
 
 class GuardedRetriever(BaseRetriever):
@@ -68,7 +68,10 @@ class GuardedRetriever(BaseRetriever):
     ``search_kwargs`` may hold ``"k"`` and ``"filter"``: a ``qdrant_client.models.Filter``
     over ``metadata.<attr>`` keys or a dict of metadata equalities, ANDed with the
     policy's filter (it narrows, it can never widen). ``invoke(query, filter=...)``
-    narrows one call further.
+    narrows one call further. ``search_kwargs["search_params"]`` (a
+    :class:`ragguard.SearchParams` or a dict such as ``{"hnsw_ef": 256}``) replaces the
+    guard's search parameters, and ``invoke(query, search_params=...)`` those for one
+    call: recall against latency, never which documents may be returned.
 
     The retriever holds no per-call state: share one instance across threads and tasks.
     """
@@ -118,6 +121,12 @@ class GuardedRetriever(BaseRetriever):
             object.__setattr__(self, "k", k)
         if "filter" in self.search_kwargs:
             caller_filter_to_ir(self.search_kwargs["filter"], _metadata_key(self.guard))
+        if "search_params" in self.search_kwargs:
+            try:
+                params = SearchParams.coerce(self.search_kwargs["search_params"])
+            except TypeError as exc:  # pydantic reports ValueErrors, not TypeErrors
+                raise ValueError(str(exc)) from exc
+            self.search_kwargs["search_params"] = params
         return self
 
     # -- construction --------------------------------------------------------------------
@@ -193,10 +202,12 @@ class GuardedRetriever(BaseRetriever):
         k: int | None = None,
         filter: Any = None,
         ragguard_subject: Any = None,
+        search_params: SearchParams | Mapping[str, Any] | None = None,
     ) -> list[Document]:
         subject, k, where = self._call_arguments(k, filter, ragguard_subject)
         vector = self.embeddings.embed_query(query)
-        hits = self.guard.search(subject, vector, k, where=where)
+        params = self._search_params(search_params)
+        hits = self.guard.search(subject, vector, k, where=where, search_params=params)
         return [document_from_hit(hit) for hit in hits]
 
     async def _aget_relevant_documents(
@@ -207,11 +218,22 @@ class GuardedRetriever(BaseRetriever):
         k: int | None = None,
         filter: Any = None,
         ragguard_subject: Any = None,
+        search_params: SearchParams | Mapping[str, Any] | None = None,
     ) -> list[Document]:
         subject, k, where = self._call_arguments(k, filter, ragguard_subject)
         vector = await self.embeddings.aembed_query(query)
-        hits = await self.guard.asearch(subject, vector, k, where=where)
+        params = self._search_params(search_params)
+        hits = await self.guard.asearch(subject, vector, k, where=where, search_params=params)
         return [document_from_hit(hit) for hit in hits]
+
+    def _search_params(
+        self, call_params: SearchParams | Mapping[str, Any] | None
+    ) -> SearchParams | Mapping[str, Any] | None:
+        """The call's search parameters, else ``search_kwargs``', else the guard's."""
+        if call_params is not None:
+            return call_params  # Guard.search validates it (QueryError)
+        params: SearchParams | None = self.search_kwargs.get("search_params")
+        return params
 
     def _call_arguments(
         self, k: int | None, call_filter: Any, call_subject: Any
