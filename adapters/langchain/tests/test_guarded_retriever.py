@@ -345,3 +345,45 @@ def test_screen_flags_reach_the_document(guard: rg.Guard, embedder: HashEmbedder
     docs = retriever.invoke(QUESTION)
     assert len(docs) == 2
     assert all(d.metadata["ragguard"]["flags"] == ["flag_everything: reviewed"] for d in docs)
+
+
+# -- search parameters --------------------------------------------------------------------
+
+
+async def test_search_params_from_search_kwargs_and_per_call_reach_the_guard(
+    guard: rg.Guard, embedder: HashEmbedder
+) -> None:
+    from ragguard.testing import in_memory_tracing
+
+    provider, exporter = in_memory_tracing()
+    traced = rg.Guard(guard.policy, guard.store, tracer_provider=provider)
+    retriever = GuardedRetriever(
+        guard=traced, embeddings=embedder, k=5, search_kwargs={"search_params": {"hnsw_ef": 64}}
+    )
+    assert retriever.search_kwargs["search_params"] == rg.SearchParams(hnsw_ef=64)
+    docs = retriever.invoke(QUESTION, config=_config(BOB))
+    _assert_readable(guard, BOB, docs)
+    exact = retriever.invoke(QUESTION, config=_config(BOB), search_params={"exact": True})
+    assert [d.id for d in exact] == _expected(guard, embedder, BOB, 5)
+    await retriever.ainvoke(
+        QUESTION, config=_config(BOB), search_params=rg.SearchParams(hnsw_ef=300)
+    )
+    spans = exporter.get_finished_spans()
+    assert [s.attributes.get("ragguard.search.hnsw_ef") for s in spans if s.attributes] == [
+        64,
+        None,
+        300,
+    ]
+    assert [s.attributes.get("ragguard.search.exact") for s in spans if s.attributes] == [
+        False,
+        True,
+        False,
+    ]
+    with pytest.raises(ValueError, match="hnsw_ef must be between"):
+        GuardedRetriever(
+            guard=guard, embeddings=embedder, search_kwargs={"search_params": {"hnsw_ef": 0}}
+        )
+    with pytest.raises(ValueError, match="search_params must be"):
+        GuardedRetriever(guard=guard, embeddings=embedder, search_kwargs={"search_params": 64})
+    with pytest.raises(rg.QueryError, match="search_params"):
+        retriever.invoke(QUESTION, config=_config(BOB), search_params={"ef": 1})
