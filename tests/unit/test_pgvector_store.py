@@ -346,6 +346,60 @@ def test_hnsw_iterative_scan_fills_k_under_a_selective_filter(
         store.close()
 
 
+def test_search_params_set_ef_search_and_exact_and_the_rest_is_ignored(
+    pgvector_url: str, pg_table: str
+) -> None:
+    """hnsw_ef -> hnsw.ef_search (at least limit, at most 1000), exact -> no index scans;
+    the quantization fields and indexed_only have no pgvector meaning and change nothing."""
+    store = rg.PgVectorStore.create(pgvector_url, table=pg_table, dim=DIM)
+    try:
+        _check_search_params(store)
+    finally:
+        store.close()
+
+
+def _check_search_params(store: rg.PgVectorStore) -> None:
+    pushdown = store.translate(ir.TRUE)
+
+    def settings(limit: int, params: rg.SearchParams | None) -> dict[str, str]:
+        (_, values), _, _ = store._query([1.0] * DIM, limit, pushdown, False, params)
+        return dict(zip(values[::2], values[1::2], strict=True))
+
+    assert settings(10, None)["hnsw.ef_search"] == str(max(store.ef_search, 10))
+    assert settings(10, rg.SearchParams(hnsw_ef=256))["hnsw.ef_search"] == "256"
+    assert settings(50, rg.SearchParams(hnsw_ef=8))["hnsw.ef_search"] == "50"
+    assert settings(10, rg.SearchParams(hnsw_ef=5000))["hnsw.ef_search"] == "1000"
+    assert "enable_indexscan" not in settings(10, rg.SearchParams(hnsw_ef=64))
+    assert settings(10, rg.SearchParams(exact=True))["enable_indexscan"] == "off"
+    ignored = rg.SearchParams(rescore=True, oversampling=3.0, indexed_only=True)
+    assert settings(10, ignored) == settings(10, None)
+    # and through a guard, sync and async (no policy filter: allow_all)
+    guard = rg.Guard(
+        rg.Policy.from_casbin(_ANY_READ_MODEL, "p, anyone, read\n"),
+        store,
+        search_params=rg.SearchParams(hnsw_ef=64),
+    )
+    store.upsert(rg.Chunk("t", {}, [float(i), 1.0, 0.5, -1.0], id=f"sp{i}") for i in range(5))
+    subject = rg.Subject(id="anyone")
+    hits = guard.search(subject, [1.0] * DIM, k=3, search_params={"exact": True, "hnsw_ef": 9})
+    assert len(hits) == 3
+    assert [h.id for h in hits] == [
+        h.id for h in store.search([1.0] * DIM, 3, pushdown, exact=True)
+    ]
+
+
+_ANY_READ_MODEL = """
+[request_definition]
+r = sub, obj, act
+[policy_definition]
+p = sub, act
+[policy_effect]
+e = some(where (p.eft == allow))
+[matchers]
+m = r.act == p.act
+"""
+
+
 # -- langchain-postgres --------------------------------------------------------------------
 
 
