@@ -230,6 +230,8 @@ def render(
     out.append(in_list_section(sections.get("in_list", [])))
     out.append(throughput_section(sections.get("throughput", [])))
     out.append(replicas_section(sections.get("replicas", [])))
+    out.append(search_params_section(sections.get("search_params", [])))
+    out.append(start_up_section(sections.get("start_up", [])))
     out.append(other_section(sections.get("other", [])))
     return "\n\n".join(part for part in out if part) + "\n"
 
@@ -523,6 +525,59 @@ def recall_kb_paths_section(infos: Sequence[Mapping[str, Any]], note: str = "") 
             )
         )
     return "\n\n".join(parts)
+
+
+def search_params_section(infos: Sequence[Mapping[str, Any]]) -> str:
+    """Recall@10 and p50 per ``rg.SearchParams`` (tests/benchmarks/test_perf_search_params.py)."""
+    if not infos:
+        return ""
+    parts = [
+        "## Search parameters (`rg.SearchParams`)\n\n"
+        "Guarded searches (k=10) on uniform unit vectors (dim 64, cosine, an optimised "
+        "EdgeStore), unfiltered and with a pushed-down filter that admits 50 % of the "
+        "chunks; recall@10 against numpy brute force over the readable chunks, p50 "
+        "latency measured interleaved. See [stores](stores.md#search-parameters)."
+    ]
+    for info in sorted(infos, key=lambda i: i["params"]["size"]):
+        grid = _figures(info)["table"]
+        filters = list(next(iter(grid.values())))
+        headers = ["search_params"]
+        for name in filters:
+            headers += [f"recall@10, {name}", f"p50 (ms), {name}"]
+        rows = [
+            [variant]
+            + [value for name in filters for value in (row[name]["recall@10"], row[name]["p50 ms"])]
+            for variant, row in grid.items()
+        ]
+        parts.append(
+            f"**{info['params']['size']:,} chunks, {info['params']['queries']} queries**\n\n"
+            + table(headers, rows)
+        )
+    return "\n\n".join(parts)
+
+
+def start_up_section(infos: Sequence[Mapping[str, Any]]) -> str:
+    """``import ragguard`` and ``ragguard --help`` (tests/benchmarks/test_import_bench.py)."""
+    if not infos:
+        return ""
+    figures = _figures(infos[0])
+    rows = []
+    for what in ("python -c pass", "import ragguard", "ragguard --help"):
+        rows.append(
+            [f"`{what}`"]
+            + [
+                figures.get(f"{what} {kind} (s)")
+                for kind in ("wall min", "wall median", "CPU min", "CPU median")
+            ]
+        )
+    return (
+        "## Start-up\n\n"
+        f"Fresh interpreters, {infos[0]['params']['samples']} samples each; CPU is user + "
+        "system time of the child, which waiting for a busy core does not inflate.\n\n"
+        + table(
+            ["command", "wall min (s)", "wall median (s)", "CPU min (s)", "CPU median (s)"], rows
+        )
+    )
 
 
 def scaling_section(infos: Sequence[Mapping[str, Any]]) -> str:

@@ -259,3 +259,55 @@ def test_renders_the_replica_section_with_the_load_it_ran_under() -> None:
     assert "load average 5.50 / 4.00 / 3.00 before, 6.25 / 4.50 / 3.50 after" in text
     assert "| 1.25 | 310 | 305 | 0.5 | 20.0 | 1.50 | 432 |" in text
     assert script.replicas_section([]) == ""
+
+
+def test_renders_the_search_params_and_start_up_tables() -> None:
+    report = load_script()
+    cell = {"recall@10": 0.66, "p50 ms": 0.443}
+    search_params = {
+        "section": "search_params",
+        "params": {"size": 100000, "dim": 64, "k": 10, "queries": 50},
+        "figures": {
+            "table": {
+                "default": {"unfiltered": cell, "50 %": {"recall@10": 0.506, "p50 ms": 0.524}},
+                "exact": {
+                    "unfiltered": {"recall@10": 1.0, "p50 ms": 2.2},
+                    "50 %": {"recall@10": 1.0, "p50 ms": 2.0},
+                },
+            }
+        },
+        "checks": [check("exact recall@10, unfiltered", 1.0, ">=", 1.0, True)],
+    }
+    start_up = {
+        "section": "start_up",
+        "params": {"samples": 9},
+        "figures": {
+            f"{what} {kind} (s)": value
+            for what, value in (
+                ("python -c pass", 0.01),
+                ("import ragguard", 0.3),
+                ("ragguard --help", 0.35),
+            )
+            for kind in ("wall min", "wall median", "CPU min", "CPU median")
+        },
+        "checks": [check("import ragguard CPU min (s)", 0.3, "<=", 0.6, True)],
+    }
+    data = results()
+    for name, info in (("test_sp", search_params), ("test_start", start_up)):
+        data["benchmarks"].append(
+            {"name": name, "fullname": f"tests/benchmarks/x.py::{name}", "extra_info": info}
+        )
+    text = report.render(
+        data,
+        status=0,
+        duration_s=60.0,
+        loads=("1.0", "1.0"),
+        host={"CPU": "Test CPU"},
+        packages={"ragguard": "0.1.0"},
+    )
+    assert "## Search parameters (`rg.SearchParams`)" in text
+    assert "**100,000 chunks, 50 queries**" in text
+    assert "| search_params | recall@10, unfiltered | p50 (ms), unfiltered |" in text
+    assert "| exact | 1.00 |" in text
+    assert "## Start-up" in text
+    assert "| `import ragguard` |" in text
