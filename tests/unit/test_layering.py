@@ -48,6 +48,15 @@ LOWER_LAYERS: dict[str, tuple[str, ...]] = {
     "ragguard.provenance._check": ("ragguard.guard", "ragguard.tracing", "ragguard.audit"),
     "ragguard.tracing": ("ragguard.guard", "ragguard.audit"),
     "ragguard.audit._log": ("ragguard.guard",),
+    # SearchParams: a leaf value type the guard, the stores and the adapters share.
+    "ragguard.search_params": (
+        "ragguard.guard",
+        "ragguard.stores",
+        "ragguard.results",
+        "ragguard.policy",
+        "ragguard.tracing",
+        "ragguard.audit",
+    ),
 }
 # Command-line modules of lower packages are surfaces (they may import upward lazily).
 CLI_SUFFIX = ".cli"
