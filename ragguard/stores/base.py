@@ -25,6 +25,7 @@ implements and describes it:
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -288,7 +289,23 @@ def store_capabilities(store: object) -> StoreCapabilities:
                 f"{type(store).__name__} declares {name}=True but does not implement "
                 f"{protocol.__name__}"
             )
+    if declared.search_params and not _takes_search_params(getattr(store, "search", None)):
+        raise TypeError(
+            f"{type(store).__name__} declares search_params=True but its search takes no "
+            "search_params keyword"
+        )
     return declared
+
+
+def _takes_search_params(search: object) -> bool:
+    """Whether ``search`` accepts a ``search_params=`` keyword (or any keyword)."""
+    try:
+        parameters = inspect.signature(search).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # not callable, or no signature to read
+        return False
+    return any(
+        p.name == "search_params" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
+    )
 
 
 def _inferred_capabilities(store: object) -> StoreCapabilities:

@@ -15,6 +15,7 @@ from ragguard._values import MalformedValueError
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
 from ragguard.policy._predicate import Check, compile_check, normalize_metadata
+from ragguard.search_params import SearchParams
 from ragguard.stores._points import as_payload, as_vector
 from ragguard.stores.base import (
     Chunk,
@@ -363,12 +364,21 @@ class StoreSpy:
         pushdown: Pushdown,
         *,
         exact: bool = False,
+        search_params: SearchParams | None = None,
     ) -> list[StoredChunk]:
-        """Counted (limit in :attr:`search_limits`), then the wrapped store's search."""
+        """Counted (limit in :attr:`search_limits`), then the wrapped store's search
+        (``search_params`` forwarded when given: the guard gives it only to a store that
+        declares ``search_params``, and the spy declares what the wrapped store does)."""
         with self._lock:
             self.search_limits.append(limit)
         self._call("search")
-        return self.inner.search(vector, limit, pushdown, exact=exact)
+        if search_params is None:
+            return self.inner.search(vector, limit, pushdown, exact=exact)
+        search: Any = self.inner.search
+        results: list[StoredChunk] = search(
+            vector, limit, pushdown, exact=exact, search_params=search_params
+        )
+        return results
 
     def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
         """Counted, then forwarded."""

@@ -334,3 +334,27 @@ async def test_qdrant_store_takes_the_parameters_sync_and_async(tmp_path: Path) 
     hits = await guard.asearch(ALICE, query, k=10, search_params={"exact": True, "hnsw_ef": 8})
     assert [h.id for h in hits] == _truth(query, 10)
     assert all(_readable(dict(by_id[h.id].metadata)) for h in hits)
+
+
+def test_a_store_spy_forwards_search_params_to_the_store_it_wraps(
+    store: RecordingEdgeStore,
+) -> None:
+    from ragguard.testing import StoreSpy
+
+    spy = StoreSpy(store)
+    guard = rg.Guard(POLICY, spy, search_params=rg.SearchParams(hnsw_ef=48))
+    assert guard.capabilities.search_params
+    store.seen.clear()
+    guard.search(ALICE, _queries(1)[0], k=3)
+    assert store.seen == [(False, rg.SearchParams(hnsw_ef=48))]
+    assert spy.calls["search"] == 1
+
+
+def test_declaring_search_params_without_the_keyword_is_refused(
+    store: RecordingEdgeStore,
+) -> None:
+    class Claims(ExactOnlyStore):
+        capabilities = rg.StoreCapabilities(search_params=True)
+
+    with pytest.raises(TypeError, match="declares search_params=True"):
+        rg.Guard(POLICY, Claims(store))
