@@ -89,6 +89,10 @@ class Retrieval:
     # The store's optional ``data_version`` (the snapshot a replica serves), read
     # after the search; None for stores without one.
     data_version: str | None = None
+    # Who called, when a front end knows it (the gateway: the token's client id and an
+    # MCP client's declared name); None otherwise. Audit records carry them when set.
+    client_id: str | None = None
+    client_name: str | None = None
 
 
 @runtime_checkable

@@ -201,9 +201,19 @@ class JsonlAuditLog:
         versioned = (
             {} if retrieval.data_version is None else {"data_version": retrieval.data_version}
         )
+        # Likewise the caller's client (set by a front end such as the gateway).
+        client = {
+            name: value
+            for name, value in (
+                ("client_id", retrieval.client_id),
+                ("client_name", retrieval.client_name),
+            )
+            if value is not None
+        }
         return {
             "action": plan.action,
             "alg": self._alg,
+            **client,
             "data_source": self.data_source,
             **versioned,
             "decision_id": retrieval.decision_id,

@@ -198,5 +198,12 @@ class AuditRecord(_Frozen):
     data_version: str | None = Field(
         default=None, description="the snapshot an EdgeStore replica served (absent otherwise)"
     )
+    client_id: str | None = Field(
+        default=None,
+        description="the caller's client, e.g. the gateway token's client id (absent otherwise)",
+    )
+    client_name: str | None = Field(
+        default=None, description="the name an MCP client declared (absent otherwise)"
+    )
     prev_hash: str
     hash: str

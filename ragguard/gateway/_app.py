@@ -96,6 +96,9 @@ class SearchResponse(BaseModel):
     decision_id: str | None
     subject_id: str
     policy_version: str
+    data_version: str | None = Field(
+        default=None, description="The snapshot a read replica served (null otherwise)."
+    )
     hits: list[HitOut]
 
 
@@ -277,6 +280,7 @@ def build_starlette_app(
                 "decision_id": outcome.decision_id,
                 "subject_id": identity.subject.id,
                 "policy_version": outcome.policy_version,
+                "data_version": outcome.data_version,
                 "hits": [hit_json(hit) for hit in outcome.hits],
             }
         )
@@ -299,10 +303,13 @@ def build_starlette_app(
 
         checks = await anyio.to_thread.run_sync(service.ready)
         ok = all(value == "ok" for value in checks.values())
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        answer: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+        if service.replica is not None:
+            # Read here, in the event loop's thread (which never searches): the version
+            # the replica serves now, not the one a pool thread's last search saw.
+            answer["data_version"] = service.data_version
+            answer["replica"] = service.replica
+        return JSONResponse(answer, status_code=200 if ok else 503)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_schema())
@@ -320,6 +327,7 @@ def build_starlette_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.start()  # the replica refresh timer, if any
         try:
             if mcp_lifespan is None:
                 yield
@@ -424,7 +432,10 @@ def openapi_schema() -> dict[str, Any]:
             },
             "/readyz": {
                 "get": {
-                    "summary": "Readiness: the store answers and identity keys can be had",
+                    "summary": (
+                        "Readiness: the store answers and identity keys can be had; "
+                        "a read replica also reports data_version and its slot"
+                    ),
                     "responses": {
                         "200": {"description": "ready"},
                         "503": {"description": "not ready"},

@@ -63,10 +63,15 @@ class PolicySettings(_Section):
 
 
 class StoreSettings(_Section):
-    """``[store]``: an embedded shard (``kind = "edge"``) or a Qdrant server."""
+    """``[store]``: an embedded shard (``kind = "edge"``), a read replica of published
+    EdgeStore snapshots per worker process (``kind = "replica"``), or a Qdrant server."""
 
-    kind: Literal["edge", "qdrant"] = "edge"
+    kind: Literal["edge", "replica", "qdrant"] = "edge"
     path: Path | None = None
+    snapshots: Path | None = None
+    replicas: Path | None = None
+    refresh_s: float = Field(default=60.0, ge=0, le=86_400)
+    max_replicas: int = Field(default=64, ge=1, le=1024)
     url: str | None = None
     collection: str | None = None
     api_key_env: str | None = None
@@ -76,6 +81,11 @@ class StoreSettings(_Section):
     def _complete(self) -> StoreSettings:
         if self.kind == "edge" and self.path is None:
             raise ValueError('kind = "edge" needs path (the shard directory)')
+        if self.kind == "replica" and (self.snapshots is None or self.replicas is None):
+            raise ValueError(
+                'kind = "replica" needs snapshots (where the primary publishes) and '
+                "replicas (the directory under which each worker keeps its own copy)"
+            )
         if self.kind == "qdrant" and (self.url is None or self.collection is None):
             raise ValueError('kind = "qdrant" needs url and collection')
         return self
@@ -120,11 +130,23 @@ class ScreenSettings(_Section):
 
 
 class BudgetSettings(_Section):
-    """``[budget]``: per-subject release budget and minimum similarity."""
+    """``[budget]``: per-subject release budget, minimum similarity, and where the
+    counts live: this process (``backend = "memory"``) or a Redis server shared by
+    every worker (``backend = "redis"``, its URL read from ``redis_url_env``)."""
 
     max_chunks: int | None = Field(default=None, ge=1)
     window_s: float = Field(default=3600.0, gt=0)
     min_score: float | None = None
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url_env: str | None = None
+    redis_prefix: str = Field(default="ragguard:budget:", min_length=1)
+    redis_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _redis(self) -> BudgetSettings:
+        if self.backend == "redis" and not self.redis_url_env:
+            raise ValueError('backend = "redis" needs redis_url_env (the variable holding the URL)')
+        return self
 
 
 class SubjectMapping(_Section):
@@ -270,7 +292,13 @@ class GatewayConfig(_Section):
         policy = self.policy.model_copy(
             update={"model": fix(self.policy.model), "policy": fix(self.policy.policy)}
         )
-        store = self.store.model_copy(update={"path": fix(self.store.path)})
+        store = self.store.model_copy(
+            update={
+                "path": fix(self.store.path),
+                "snapshots": fix(self.store.snapshots),
+                "replicas": fix(self.store.replicas),
+            }
+        )
         audit = self.audit.model_copy(update={"path": fix(self.audit.path)})
         identity = self.identity
         if identity is not None:

@@ -21,10 +21,35 @@ def build_guard(config: GatewayConfig) -> rg.Guard:
         policy = load_policy(config.policy.model, config.policy.policy)
     except CliUsageError as exc:
         raise ConfigError(f"[policy]: {exc}") from None
+    # The budget first: a missing secret fails before the store is opened.
+    budget = None
+    if config.budget is not None:
+        backend: rg.BudgetBackend | None = None
+        if config.budget.backend == "redis":
+            assert config.budget.redis_url_env is not None
+            url = secret_from_env(config.budget.redis_url_env, "[budget] redis_url_env")
+            try:
+                backend = rg.RedisBudgetBackend.from_url(
+                    url,
+                    prefix=config.budget.redis_prefix,
+                    timeout_seconds=config.budget.redis_timeout_s,
+                )
+            except ImportError as exc:
+                raise ConfigError(f'[budget] backend = "redis": {exc}') from None
+        budget = rg.ReleaseBudget(
+            config.budget.max_chunks,
+            config.budget.window_s,
+            min_score=config.budget.min_score,
+            backend=backend,
+        )
     store: rg.Store
     if config.store.kind == "edge":
         assert config.store.path is not None
         store = rg.EdgeStore.open(config.store.path)
+    elif config.store.kind == "replica":
+        from ragguard.gateway._replica import open_worker_replica
+
+        store, _slot = open_worker_replica(config.store)
     else:
         from qdrant_client import QdrantClient
 
@@ -60,11 +85,6 @@ def build_guard(config: GatewayConfig) -> rg.Guard:
         screens.append(rg.PromptInjectionScreen(action=config.screens.prompt_injection))
     if config.screens.secrets != "off":
         screens.append(rg.SecretsScreen(action=config.screens.secrets))
-    budget = None
-    if config.budget is not None:
-        budget = rg.ReleaseBudget(
-            config.budget.max_chunks, config.budget.window_s, min_score=config.budget.min_score
-        )
     return rg.Guard(
         policy,
         store,

@@ -142,13 +142,14 @@ def build_mcp_server(
                 k=k,
                 filter=filter,
                 surface=surface,
-                mcp_client=client or identity.client_id or "unknown",
+                mcp_client=client,
             )
         except RagGuardError as exc:
             raise ToolError(_tool_error(exc)) from None
         return {
             "decision_id": outcome.decision_id,
             "policy_version": outcome.policy_version,
+            "data_version": outcome.data_version,
             "results": [hit_json(hit) for hit in outcome.hits],
         }
 

@@ -7,11 +7,13 @@ service produced from a verified token (or, for stdio MCP, from the configuratio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -35,15 +37,24 @@ class CapturingAuditSink:
 
     ``guard.search`` returns the released hits; the gateway also answers with the
     retrieval's decision id, which only the audit record carries. The guard calls the
-    sink in the thread that runs the search, so a thread-local hands it back.
+    sink in the thread that runs the search, so a thread-local hands it back. The
+    caller's client (set with :meth:`caller` around the search) is stamped on the
+    retrieval, so the audit record names it (``client_id``, ``client_name``).
     """
 
     def __init__(self, inner: rg.AuditSink | None) -> None:
         self.inner = inner
         self._local = threading.local()
 
+    def caller(self, client_id: str | None, client_name: str | None) -> None:
+        """The client of the searches this thread runs next (``None``: unknown)."""
+        self._local.client = (client_id, client_name)
+
     def record(self, retrieval: rg.Retrieval) -> None:
         """Keep ``retrieval`` for :meth:`take`, then record it in the configured sink."""
+        client_id, client_name = getattr(self._local, "client", (None, None))
+        if client_id is not None or client_name is not None:
+            retrieval = dataclasses.replace(retrieval, client_id=client_id, client_name=client_name)
         self._local.retrieval = retrieval
         if self.inner is not None:
             self.inner.record(retrieval)
@@ -62,6 +73,7 @@ class SearchOutcome:
     hits: tuple[rg.Hit, ...]
     decision_id: str | None
     policy_version: str
+    data_version: str | None = None
 
 
 class GatewayService:
@@ -91,9 +103,45 @@ class GatewayService:
         self.verifier = verifier
         self._owned = guard if owns_guard else None
         self._tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
+        self._refresher: Any = None
+        store = guard.store
+        if (
+            owns_guard
+            and isinstance(store, rg.EdgeStore)
+            and store.is_replica
+            and config.store.refresh_s > 0
+        ):
+            from ragguard.gateway._replica import ReplicaRefresher
+
+            self._refresher = ReplicaRefresher(store, config.store.refresh_s)
+
+    def start(self) -> None:
+        """Start background work: the replica refresh timer (``[store] refresh_s``)."""
+        if self._refresher is not None:
+            self._refresher.start()
+
+    @property
+    def data_version(self) -> str | None:
+        """The snapshot the store serves now (a replica), else ``None``."""
+        store = self.guard.store
+        if isinstance(store, rg.EdgeStore) and store.is_replica:
+            return store.data_version
+        return None
+
+    @property
+    def replica(self) -> str | None:
+        """The replica slot this process serves (``w0``, ``w1``...), else ``None``."""
+        store = self.guard.store
+        if isinstance(store, rg.EdgeStore) and store.is_replica:
+            # A replica serves <replicas>/<slot>/<version> (see _replica.py).
+            return Path(store.path).parent.name
+        return None
 
     def close(self) -> None:
         """Close the store and flush the audit log, if this service built them."""
+        if self._refresher is not None:
+            refresher, self._refresher = self._refresher, None
+            refresher.stop()
         if self._owned is None:
             return
         guard, self._owned = self._owned, None
@@ -150,7 +198,11 @@ class GatewayService:
         surface: str,
         mcp_client: str | None = None,
     ) -> SearchOutcome:
-        """Embed ``query`` (or take ``vector``) and run ``guard.search`` for the identity."""
+        """Embed ``query`` (or take ``vector``) and run ``guard.search`` for the identity.
+
+        ``mcp_client`` is the name (and version) an MCP client declared; it and the
+        token's client id are recorded in the span and the audit record.
+        """
         limits = self.config.limits
         if (query is None) == (vector is None):
             raise QueryError("give exactly one of query or vector")
@@ -166,10 +218,10 @@ class GatewayService:
         with self._tracer.start_as_current_span("ragguard.gateway.search") as span:
             span.set_attribute("ragguard.gateway.surface", surface)
             span.set_attribute("ragguard.gateway.client_id", identity.client_id)
-            if mcp_client is not None:
-                span.set_attribute("mcp.client.name", mcp_client)
+            if surface.startswith("mcp"):
+                span.set_attribute("mcp.client.name", mcp_client or identity.client_id or "unknown")
             outcome = await anyio.to_thread.run_sync(
-                self._search_sync, identity.subject, query, vector, k, where
+                self._search_sync, identity, query, vector, k, where, mcp_client
             )
             if outcome.decision_id is not None:
                 span.set_attribute("ragguard.decision_id", outcome.decision_id)
@@ -187,11 +239,12 @@ class GatewayService:
 
     def _search_sync(
         self,
-        subject: rg.Subject,
+        identity: Identity,
         query: str | None,
         vector: Sequence[float] | None,
         k: int,
         where: ir.Expr | dict[str, Any] | None,
+        client_name: str | None,
     ) -> SearchOutcome:
         if query is not None:
             try:
@@ -201,12 +254,17 @@ class GatewayService:
                 raise QueryError(f"the embedder failed ({type(exc).__name__})") from exc
         assert vector is not None
         self._sink.take()
-        hits = self.guard.search(subject, vector, k, where=where)
+        self._sink.caller(identity.client_id, client_name)
+        try:
+            hits = self.guard.search(identity.subject, vector, k, where=where)
+        finally:
+            self._sink.caller(None, None)
         retrieval = self._sink.take()
         return SearchOutcome(
             hits=tuple(hits),
             decision_id=retrieval.decision_id if retrieval is not None else None,
             policy_version=self.guard.policy.version,
+            data_version=retrieval.data_version if retrieval is not None else None,
         )
 
     async def explain(self, identity: Identity, chunk_id: str, *, surface: str) -> dict[str, Any]:

@@ -36,8 +36,9 @@ def register(subparsers: Any) -> None:
         "--workers",
         type=positive_int,
         default=1,
-        help="worker processes (more than 1 needs a Qdrant server store: an embedded shard "
-        "opens in one process only)",
+        help='worker processes (more than 1 needs [store] kind = "replica", each worker '
+        'serving its own read replica of published snapshots, or kind = "qdrant": an '
+        "embedded shard opens in one process only)",
     )
     parser.add_argument(
         "--stdio", action="store_true", help="serve MCP over stdin/stdout for a local client"
@@ -63,15 +64,21 @@ def _run(args: argparse.Namespace) -> int:
         from ragguard.gateway._mcp import build_mcp_server
 
         identity = stdio_identity(config)
-        build_mcp_server(build_service(config), stdio_identity=identity).run("stdio")
+        service = build_service(config)
+        service.start()
+        try:
+            build_mcp_server(service, stdio_identity=identity).run("stdio")
+        finally:
+            service.close()
         return EXIT_OK
     import uvicorn
 
     if args.workers > 1:
         if config.store.kind == "edge":
             raise CliUsageError(
-                '--workers > 1 needs [store] kind = "qdrant": an embedded shard is opened '
-                "by one process only (run one gateway per read replica instead)"
+                '--workers > 1 needs [store] kind = "replica" (each worker serves its own '
+                'read replica of snapshots the primary publishes) or kind = "qdrant": an '
+                "embedded shard is opened by one process only"
             )
         os.environ[CONFIG_ENV] = str(args.config.resolve())
         uvicorn.run(

@@ -64,6 +64,10 @@ def test_symmetric_and_none_algorithms_are_refused(algorithm: str) -> None:
         ("store", {"kind": "qdrant"}, "url and collection"),
         ("limits", {"max_k": 0}, "limits.max_k"),
         ("provenance", {"mode": "require"}, "keys_env"),
+        ("store", {"kind": "replica", "path": None}, "snapshots"),
+        ("store", {"kind": "replica", "snapshots": "s", "refresh_s": -1}, "store.refresh_s"),
+        ("budget", {"max_chunks": 5, "backend": "redis"}, "redis_url_env"),
+        ("budget", {"max_chunks": 5, "backend": "memcached"}, "budget.backend"),
     ],
 )
 def test_unusable_settings_name_the_key(
@@ -110,3 +114,61 @@ def test_serve_refuses_unusable_arguments(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert main(["serve", "--config", str(edge), "--workers", "2"]) == EXIT_USAGE
+
+
+def test_replica_paths_resolve_and_workers_take_distinct_slots(tmp_path: Path) -> None:
+    """[store] kind = "replica": snapshots/replicas are relative to the file; each
+    opener takes the first free slot (w0, w1, ...), a released slot is reused, and when
+    every slot is taken the error names the setting."""
+    import ragguard as rg
+    from ragguard.gateway._replica import open_worker_replica
+
+    (tmp_path / "gateway.toml").write_text(
+        '[policy]\nmodel = "m"\npolicy = "p"\n'
+        '[store]\nkind = "replica"\nsnapshots = "snaps"\nreplicas = "reps"\n'
+        "max_replicas = 2\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "gateway.toml")
+    assert config.store.snapshots == tmp_path.resolve() / "snaps"
+    assert config.store.replicas == tmp_path.resolve() / "reps"
+    with rg.EdgeStore.create(tmp_path / "primary", dim=4) as primary:
+        primary.upsert([rg.Chunk(text="t", metadata={"a": 1}, vector=[1.0, 0.0, 0.0, 0.0])])
+        version = primary.snapshot(tmp_path / "snaps")
+    first, first_slot = open_worker_replica(config.store)
+    second, second_slot = open_worker_replica(config.store)
+    try:
+        assert (first_slot, second_slot) == ("w0", "w1")
+        assert first.data_version == second.data_version == version
+        with pytest.raises(ConfigError, match="max_replicas"):
+            open_worker_replica(config.store)
+        first.close()
+        again, again_slot = open_worker_replica(config.store)
+        assert again_slot == "w0"
+        again.close()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_redis_budget_without_its_url_variable_names_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """backend = "redis" reads the URL from the named variable; unset: ConfigError."""
+    from ragguard.gateway._factory import build_guard
+
+    monkeypatch.delenv("RAGGUARD_TEST_REDIS_URL", raising=False)
+    demo = Path(__file__).resolve().parents[2] / "ragguard" / "_demo"
+    config = parse_config(
+        {
+            "policy": {"model": str(demo / "model.conf"), "policy": str(demo / "policy.csv")},
+            "store": {"kind": "edge", "path": str(tmp_path / "missing")},
+            "budget": {
+                "max_chunks": 5,
+                "backend": "redis",
+                "redis_url_env": "RAGGUARD_TEST_REDIS_URL",
+            },
+        }
+    )
+    with pytest.raises(ConfigError, match="RAGGUARD_TEST_REDIS_URL"):
+        build_guard(config)
