@@ -116,41 +116,6 @@ def test_serve_refuses_unusable_arguments(tmp_path: Path) -> None:
     assert main(["serve", "--config", str(edge), "--workers", "2"]) == EXIT_USAGE
 
 
-def test_replica_paths_resolve_and_workers_take_distinct_slots(tmp_path: Path) -> None:
-    """[store] kind = "replica": snapshots/replicas are relative to the file; each
-    opener takes the first free slot (w0, w1, ...), a released slot is reused, and when
-    every slot is taken the error names the setting."""
-    import ragguard as rg
-    from ragguard.gateway._replica import open_worker_replica
-
-    (tmp_path / "gateway.toml").write_text(
-        '[policy]\nmodel = "m"\npolicy = "p"\n'
-        '[store]\nkind = "replica"\nsnapshots = "snaps"\nreplicas = "reps"\n'
-        "max_replicas = 2\n",
-        encoding="utf-8",
-    )
-    config = load_config(tmp_path / "gateway.toml")
-    assert config.store.snapshots == tmp_path.resolve() / "snaps"
-    assert config.store.replicas == tmp_path.resolve() / "reps"
-    with rg.EdgeStore.create(tmp_path / "primary", dim=4) as primary:
-        primary.upsert([rg.Chunk(text="t", metadata={"a": 1}, vector=[1.0, 0.0, 0.0, 0.0])])
-        version = primary.snapshot(tmp_path / "snaps")
-    first, first_slot = open_worker_replica(config.store)
-    second, second_slot = open_worker_replica(config.store)
-    try:
-        assert (first_slot, second_slot) == ("w0", "w1")
-        assert first.data_version == second.data_version == version
-        with pytest.raises(ConfigError, match="max_replicas"):
-            open_worker_replica(config.store)
-        first.close()
-        again, again_slot = open_worker_replica(config.store)
-        assert again_slot == "w0"
-        again.close()
-    finally:
-        first.close()
-        second.close()
-
-
 def test_a_redis_budget_without_its_url_variable_names_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
