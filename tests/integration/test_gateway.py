@@ -729,7 +729,7 @@ async def test_the_audit_record_names_the_client_of_mcp_and_http_searches(
     tmp_path: Path,
     jwks_url: str,
     keys: Keys,
-    store: CountingStore,
+    store: StoreSpy,
     guard: rg.Guard,
     embedder: HashEmbedder,
 ) -> None:
