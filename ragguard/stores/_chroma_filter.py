@@ -8,7 +8,10 @@ on the real engine):
 * scalar ``$eq``/``$ne``/``$in``/``$nin`` are typed: ``True`` is not ``1``, ``"1"`` is not
   ``1``; ``1`` equals ``1.0``; 64-bit integers are exact (``2**53 + 1`` is not
   ``2**53``). An integer operand beyond 64 bits is silently clamped, so such atoms are
-  relaxed.
+  relaxed; so are those from ``2**63 - 512`` on, which Chroma rounds to the float
+  ``2.0**63`` when it compares them with a stored float (``2.0**63`` and larger floats are
+  held as floats), and floats beyond the 64-bit integers, which it saturates to
+  ``2**63 - 1`` or ``-2**63`` when it compares them with a stored integer.
 * an absent key fails ``$eq``/``$in``/``$contains`` and passes ``$ne``/``$nin``/
   ``$not_contains``: two-valued, as ragguard's absent rule needs.
 * list metadata (homogeneous, non-empty) is compared by ``$contains``/``$not_contains``
@@ -23,9 +26,9 @@ So ``Eq``/``In`` and their negations push down exactly (any nesting of ``And``/`
 not :data:`SAFE_KEY`, integers beyond 64 bits and non-finite numbers are relaxed by
 polarity (the store returns a superset and the guard's re-check decides).
 
-Values Chroma cannot hold (``ChromaStore.upsert`` records them, see there): every condition
-on such an attribute also admits the chunk (``{OPAQUE_KEY: {"$contains": field}}``), the
-documented superset of this store.
+Values Chroma cannot hold exactly (integers beyond 64 bits, lists mixing types, objects)
+are refused by ``ChromaStore.upsert``, so what it wrote is decided exactly. A collection
+written by others may hold anything Chroma takes; it is read the same way.
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ from ragguard.stores.base import Pushdown
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
-    "OPAQUE_KEY",
     "RESERVED_PREFIX",
     "SAFE_KEY",
     "ChromaFilterTranslator",
@@ -53,8 +55,6 @@ __all__ = [
 SAFE_KEY: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,127}")
 """Metadata keys the ``where`` document addresses; others are relaxed."""
 RESERVED_PREFIX: Final = "ragguard:"
-OPAQUE_KEY: Final = "ragguard:opaque"
-"""A chunk's list of attributes whose value Chroma could not hold as ragguard reads it."""
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 
@@ -156,8 +156,16 @@ def _inexpressible(atom: ir.Expr) -> str | None:
     for value in values:
         if isinstance(value, float) and not math.isfinite(value):
             return "not a finite number"
-        if isinstance(value, int) and not isinstance(value, bool) and not _is_int64(value):
-            return "Chroma holds integers of 64 bits"
+        if isinstance(value, float) and value.is_integer() and not _is_int64(int(value)):
+            # Compared with a stored integer, Chroma saturates it to 2**63 - 1 or -2**63.
+            return "Chroma compares it with integers as a 64-bit one"
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not _is_int64(value):
+                return "Chroma holds integers of 64 bits"
+            if float(value) > INT64_MAX:
+                # Compared with a stored float, Chroma rounds it to 2.0**63, a float that
+                # ChromaStore.upsert may have written (the integers beyond are refused).
+                return "Chroma compares it with floats as 2**63"
     return None
 
 
@@ -198,9 +206,7 @@ def _equals(field: str, values: Sequence[ir.Scalar], negated: bool) -> Where:
     )
     parts: list[Where] = [{field: {scalar_op: group}} for group in groups.values()]
     parts.extend({field: {list_op: element}} for element in elements)
-    clause = _join(joiner, parts)
-    # An attribute whose value Chroma could not hold passes either way: the re-check decides.
-    return _join("$or", [clause, {OPAQUE_KEY: {"$contains": field}}])
+    return _join(joiner, parts)
 
 
 def _forms(value: ir.Scalar) -> list[Any]:

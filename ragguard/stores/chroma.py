@@ -46,7 +46,6 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
 from ragguard.stores._chroma_filter import (
     INT64_MAX,
     INT64_MIN,
-    OPAQUE_KEY,
     RESERVED_PREFIX,
     ChromaFilterTranslator,
 )
@@ -286,36 +285,33 @@ class ChromaStore:
     def upsert(self, chunks: Iterable[Chunk]) -> list[str]:
         """Write chunks (insert or overwrite by id) in batches; returns their ids.
 
-        Metadata goes in flat, as langchain-chroma writes it. A value Chroma cannot hold as
-        ragguard reads it (``None``, an empty list, a list mixing types or holding
-        ``None``, an integer beyond 64 bits, a nested object) is left out of the flat
-        metadata or reduced (``[None, "a"]`` to ``["a"]``), its attribute is listed under
-        ``ragguard:opaque`` (every pushed-down condition on it then admits the chunk, and
-        the guard's re-check decides) and the whole metadata is kept as JSON under
+        Metadata goes in flat, as langchain-chroma writes it. ``None``, ``[]`` and
+        ``[None]`` are absent (left out: a missing key to Chroma, as ragguard reads them);
+        a list holding ``None`` is written without them. A value Chroma cannot
+        hold exactly (an integer outside -2**63..2**63-1, a list mixing types, a nested
+        object) is refused with :class:`~ragguard.exceptions.StoreError` naming the chunk
+        and the attribute (never the value), and nothing of the call is written: every
+        chunk is checked before the first write. A list of integers and floats is written
+        as floats when every integer is one exactly. Where the flat metadata differs from
+        what ragguard reads, the whole metadata is also kept as JSON under
         ``ragguard:metadata``, which is what :meth:`search` and :meth:`get` return.
         """
-        ids: list[str] = []
-        batch: tuple[list[str], list[str], list[dict[str, Any]], list[list[float]]] = (
-            [],
-            [],
-            [],
-            [],
-        )
+        rows: list[tuple[str, str, dict[str, Any], list[float]]] = []
         for chunk in chunks:
             pid = str(point_id(chunk.id))
             if not isinstance(chunk.text, str):
                 raise StoreError(f"chunk {pid} text must be a string")
-            batch[0].append(pid)
-            batch[1].append(chunk.text)
-            batch[2].append(_flat_metadata(chunk.metadata, pid))
-            batch[3].append(as_vector(chunk.vector, self._dim))
-            ids.append(pid)
-            if len(batch[0]) == UPSERT_BATCH:
-                self._write(*batch)
-                batch = ([], [], [], [])
-        if batch[0]:
-            self._write(*batch)
-        return ids
+            metadata = _flat_metadata(chunk.metadata, pid)
+            rows.append((pid, chunk.text, metadata, as_vector(chunk.vector, self._dim)))
+        for start in range(0, len(rows), UPSERT_BATCH):
+            batch = rows[start : start + UPSERT_BATCH]
+            self._write(
+                [row[0] for row in batch],
+                [row[1] for row in batch],
+                [row[2] for row in batch],
+                [row[3] for row in batch],
+            )
+        return [row[0] for row in rows]
 
     def get(self, ids: Sequence[str | int]) -> list[StoredChunk]:
         """The stored rows with these chunk ids (missing ones skipped; score 0.0)."""
@@ -501,36 +497,71 @@ def _read_metadata(metadata: object) -> dict[str, Any] | None:
     return {k: v for k, v in metadata.items() if not str(k).startswith(RESERVED_PREFIX)}
 
 
-def _holdable(value: Any) -> bool:
-    """A scalar Chroma keeps as ragguard reads it."""
+_HINT: Final = (
+    "Chroma keeps integers in -2**63..2**63-1, lists of one type, no objects: store it as a string"
+)
+
+
+class _Unholdable(Exception):
+    """A metadata value Chroma cannot hold exactly; ``path`` says where (never the value)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(problem)
+        self.path = path
+        self.problem = problem
+
+
+def _scalar(value: Any, path: str) -> Any:
+    """A canonical scalar as Chroma holds it, or :class:`_Unholdable`."""
     if isinstance(value, (bool, str)):
-        return True
+        return value
     if isinstance(value, int):
-        return INT64_MIN <= value <= INT64_MAX
-    return isinstance(value, float) and math.isfinite(value)
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _Unholdable(path, "is an integer outside -2**63..2**63-1")
+        return value
+    if isinstance(value, float):  # finite: canonical_value refuses NaN and infinities
+        return value
+    if isinstance(value, dict):
+        raise _Unholdable(path, "is an object")
+    raise _Unholdable(path, "is a list inside a list")
 
 
-def _flat(value: Any) -> tuple[Any, bool]:
-    """``(what to write, None to leave the key out; whether Chroma then sees the value as
-    ragguard reads it)``: ``None``, ``[]`` and ``[None]`` are absent, a missing key to
-    Chroma; ``None`` elements of a list are not read."""
+def _flat(value: Any, original: Any, path: str) -> Any:
+    """What to write for one attribute (``None``: leave the key out, it is absent).
+
+    ``value`` is canonical (an integral float became an integer); ``original`` is the
+    caller's, so a float such as ``1e300`` stays a float instead of a wide integer.
+    """
     if value is None:
-        return None, True
+        return None
     if not isinstance(value, list):
-        return (value, True) if _holdable(value) else (None, False)
-    elements = [v for v in value if v is not None]
+        return _scalar(_as_given(value, original), path)
+    originals = list(original) if isinstance(original, (list, tuple)) else [None] * len(value)
+    elements = [
+        _scalar(_as_given(item, raw), f"{path}[{index}]")
+        for index, (item, raw) in enumerate(zip(value, originals, strict=True))
+        if item is not None
+    ]
     if not elements:
-        return None, True
-    if not all(_holdable(v) for v in elements) or len({type(v) for v in elements}) != 1:
-        return None, False
-    return elements, True
+        return None
+    kinds = {type(item) for item in elements}
+    if len(kinds) == 1:
+        return elements
+    if kinds == {int, float} and all(float(item) == item for item in elements):
+        return [float(item) for item in elements]  # $contains is strict between the two
+    raise _Unholdable(path, "is a list mixing types")
 
 
-def _opaque_fields(metadata: Mapping[str, Any]) -> frozenset[str]:
-    """The attributes of ``metadata`` Chroma cannot hold as ragguard reads them: every
-    pushed-down condition on them admits the chunk (the documented superset)."""
-    canonical: dict[str, Any] = canonical_value(metadata, "metadata")
-    return frozenset(key for key, value in canonical.items() if not _flat(value)[1])
+def _as_given(value: Any, original: Any) -> Any:
+    """A float the caller gave beyond the 64-bit integers stays a float."""
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and isinstance(original, float)
+        and not INT64_MIN <= value <= INT64_MAX
+    ):
+        return float(original)
+    return value
 
 
 def _flat_metadata(metadata: Mapping[str, Any], pid: str) -> dict[str, Any]:
@@ -539,20 +570,22 @@ def _flat_metadata(metadata: Mapping[str, Any], pid: str) -> dict[str, Any]:
     except CanonicalizationError as exc:
         raise StoreError(f"cannot store {exc.path}: it {exc.problem}") from None
     flat: dict[str, Any] = {}
-    opaque: list[str] = []
     for key, value in canonical.items():
-        if not isinstance(key, str) or key.startswith(RESERVED_PREFIX):
+        if key.startswith(RESERVED_PREFIX):
             raise StoreError(
                 f"chunk {pid} metadata key {key!r}: keys starting with "
                 f"{RESERVED_PREFIX!r} are ChromaStore's own"
             )
-        written, faithful = _flat(value)
+        try:
+            written = _flat(value, metadata.get(key), f"chunk {pid} metadata.{key}")
+        except _Unholdable as exc:
+            raise StoreError(f"cannot store {exc.path}: it {exc.problem}; {_HINT}") from None
         if written is not None:
             flat[key] = written
-        if not faithful:
-            opaque.append(key)
-    if flat != canonical:
-        flat[METADATA_KEY] = json.dumps(canonical, ensure_ascii=False, allow_nan=False)
-    if opaque:
-        flat[OPAQUE_KEY] = sorted(opaque)
+    if _json(flat) != _json(canonical):
+        flat[METADATA_KEY] = _json(canonical)
     return flat
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)

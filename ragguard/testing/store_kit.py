@@ -80,6 +80,7 @@ __all__ = [
     "ODD_FIELD",
     "StoreConformanceSuite",
     "expressions",
+    "fit_metadata",
     "payloads",
     "predicate_accepts",
 ]
@@ -174,6 +175,35 @@ payloads: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
 """Random chunk metadata: scalars, lists (with ``null``), big integers, unicode."""
 
 
+def fit_metadata(
+    metadata: Mapping[str, Any],
+    *,
+    integer_range: tuple[int, int] = (-(2**63), 2**64 - 1),
+    mixed_lists: bool = True,
+) -> dict[str, Any]:
+    """``metadata`` made storable in a store that keeps integers in ``integer_range`` and,
+    without ``mixed_lists``, lists of one type: a wider integer becomes the nearest end
+    of the range; a list keeps ``None`` and the elements of its first element's type."""
+    low, high = integer_range
+
+    def integer(value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return min(max(value, low), high)
+        return value
+
+    fitted: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if isinstance(value, list):
+            items = [integer(item) for item in value]
+            kinds = [type(item) for item in items if item is not None]
+            if not mixed_lists and kinds:
+                items = [item for item in items if item is None or type(item) is kinds[0]]
+            fitted[key] = items
+        else:
+            fitted[key] = integer(value)
+    return fitted
+
+
 def predicate_accepts(expr: ir.Expr, metadata: Mapping[str, Any]) -> bool:
     """Whether ragguard's compiled predicate (the guard's re-check) accepts ``metadata``."""
     fields = frozenset(ir.fields_of(expr))
@@ -223,7 +253,7 @@ class StoreConformanceSuite:
     Class attributes a subclass may override: :attr:`dim`, :attr:`distances`,
     :attr:`examples`, :attr:`exact_search` (pass ``exact=True`` to ``search``; keep it
     on for an approximate index such as HNSW, the kit checks filters, not recall),
-    :attr:`refuses_wide_integers`. Hooks: :meth:`make_store` (required),
+    :attr:`refuses_wide_integers`, :attr:`integer_range`, :attr:`mixed_lists`. Hooks: :meth:`make_store` (required),
     :meth:`close_store`, :meth:`break_store`.
     """
 
@@ -236,7 +266,16 @@ class StoreConformanceSuite:
     exact_search: ClassVar[bool] = True
     """Whether the suite asks the store for exhaustive search."""
     refuses_wide_integers: ClassVar[bool] = True
-    """Whether integers outside -2**63..2**64-1 are refused (Qdrant) or kept exactly."""
+    """Whether integers outside :attr:`integer_range` are refused with StoreError (Qdrant)
+    or kept exactly."""
+    integer_range: ClassVar[tuple[int, int]] = (-(2**63), 2**64 - 1)
+    """The integers the store keeps exactly (Qdrant: -2**63..2**64-1; Chroma:
+    -2**63..2**63-1). The suite stores no integer outside it except to check that it is
+    refused (with :attr:`refuses_wide_integers`)."""
+    mixed_lists: ClassVar[bool] = True
+    """Whether a list may mix types (``["1", 1]``, ``[True, 1]``); a store that keeps
+    lists of one type (Chroma) refuses the others with StoreError, and the suite stores
+    no mixed list except to check that."""
 
     def make_store(self, dim: int, distance: str) -> Store:
         """A new, empty store of ``dim`` dimensions scoring in ``distance``."""
@@ -262,6 +301,23 @@ class StoreConformanceSuite:
             yield made
         finally:
             self.close_store(made)
+
+    def _storable(self, value: Any) -> bool:
+        """Whether the suite may store ``value``: an integer in :attr:`integer_range`."""
+        low, high = self.integer_range
+        if isinstance(value, int) and not isinstance(value, bool):
+            return low <= value <= high
+        if isinstance(value, list):
+            kinds = {type(item) for item in value if item is not None}
+            return all(self._storable(item) for item in value) and (
+                self.mixed_lists or len(kinds) <= 1
+            )
+        return True
+
+    def _fit(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        return fit_metadata(
+            metadata, integer_range=self.integer_range, mixed_lists=self.mixed_lists
+        )
 
     _cases: ClassVar[Iterator[int]] = itertools.count(1)
     _ids: ClassVar[Iterator[int]] = itertools.count(1)
@@ -327,7 +383,7 @@ class StoreConformanceSuite:
         """Random IR over random payloads: store ⊇ predicate, and = when exact."""
 
         @self._settings()
-        @given(expr=expressions, points=st.lists(payloads, min_size=1, max_size=12))
+        @given(expr=expressions, points=st.lists(payloads.map(self._fit), min_size=1, max_size=12))
         def agrees(expr: ir.Expr, points: list[dict[str, Any]]) -> None:
             case, by_id = self._load(store, points)
             self._check_filter(store, case, by_id, expr)
@@ -336,7 +392,9 @@ class StoreConformanceSuite:
 
     def test_edge_values_agree_with_the_compiled_predicate(self, store: Store) -> None:
         """Absent, None, True vs 1, 1 vs 1.0, strings vs numbers, lists, unicode, 64-bit edges."""
-        points: list[dict[str, Any]] = [{"v": value} for value in _EDGE_PAYLOAD_VALUES]
+        points: list[dict[str, Any]] = [
+            {"v": value} for value in _EDGE_PAYLOAD_VALUES if self._storable(value)
+        ]
         points += [{}, {"v": None}, {"other": 1}]
         case, by_id = self._load(store, points)
         for expr in _edge_expressions():
@@ -344,30 +402,34 @@ class StoreConformanceSuite:
 
     def test_big_integers_are_exact_or_relaxed_never_wrong(self, store: Store) -> None:
         """Equalities on numbers around 2**53 and 2**63 against such payloads (and True, 1)."""
-        storable = [n for n in _BIG_NUMBERS if not isinstance(n, int) or -(2**63) <= n < 2**64]
-        points: list[dict[str, Any]] = [
-            {"v": value} for value in [*storable, 2**64 - 1, True, 1, [2**53 + 1, 5], "2"]
-        ]
+        values = [*_BIG_NUMBERS, 2**64 - 1, True, 1, [2**53 + 1, 5], "2"]
+        points: list[dict[str, Any]] = [{"v": value} for value in values if self._storable(value)]
         case, by_id = self._load(store, points)
         for value in _BIG_NUMBERS:
             for expr in (ir.Eq("v", value), ir.in_("v", [value, 5]), ir.not_(ir.Eq("v", value))):
                 self._check_filter(store, case, by_id, expr)
 
     def test_integers_outside_64_bits_are_refused_or_kept_exactly(self, store: Store) -> None:
-        """Integers in -2**63..2**64-1 read back exactly; wider ones are refused with
+        """Integers in :attr:`integer_range` read back exactly; wider ones are refused with
         StoreError (:attr:`refuses_wide_integers`, Qdrant) or kept and filtered exactly."""
-        values = [2**64 - 1, 2**63, 2**63 - 1, 2**53 + 1, -(2**63)]
+        low, high = self.integer_range
+        candidates = [2**64 - 1, 2**63, 2**63 - 1, 2**53 + 1, -(2**63), low, high]
+        values = list(dict.fromkeys(v for v in candidates if low <= v <= high))
         [kept] = store.upsert([Chunk("t", {"acct": values}, [1.0] * self.dim, id="kit-edges")])
         [chunk] = store.get([kept])
         assert chunk.metadata is not None
         assert chunk.metadata["acct"] == values
         assert all(type(item) is int for item in chunk.metadata["acct"])
-        wide = [2**64, 2**64 + 1, -(2**63) - 1, 10**30]
+        outside = [2**64, 2**64 + 1, -(2**63) - 1, 10**30, high + 1, low - 1, *candidates]
+        wide = list(dict.fromkeys(v for v in outside if not low <= v <= high))
         if self.refuses_wide_integers:
             for value in wide:
                 with pytest.raises(StoreError):
                     store.upsert([Chunk("t", {"acct": value}, [1.0] * self.dim, id="kit-wide")])
-            assert store.get(["kit-wide"]) == []
+                good = Chunk("fine", {"acct": 1}, [1.0] * self.dim, id="kit-wide-good")
+                with pytest.raises(StoreError):
+                    store.upsert([good, Chunk("t", {"acct": [1, value]}, [1.0] * self.dim)])
+            assert store.get(["kit-wide", "kit-wide-good"]) == []
             return
         points: list[dict[str, Any]] = [{"v": value} for value in [*wide, 2.0**64, 1]]
         case, by_id = self._load(store, points)
@@ -379,6 +441,22 @@ class StoreConformanceSuite:
         for number in filter_values:
             for expr in (ir.Eq("v", number), ir.not_(ir.Eq("v", number)), ir.Range("v", gt=number)):
                 self._check_filter(store, case, by_id, expr)
+
+    def test_mixed_lists_are_refused_or_kept(self, store: Store) -> None:
+        """A list mixing types is kept as written, or refused with StoreError with nothing
+        of the batch written (without :attr:`mixed_lists`)."""
+        mixed: list[list[Any]] = [["1", 1], [True, 1], ["a", 2.5]]
+        good = Chunk("fine", {"v": 1}, [1.0] * self.dim, id="kit-mixed-good")
+        for index, value in enumerate(mixed):
+            chunk = Chunk("t", {"v": value}, [1.0] * self.dim, id=f"kit-mixed-{index}")
+            if self.mixed_lists:
+                [kept] = store.upsert([chunk])
+                [stored] = store.get([kept])
+                assert stored.metadata == {"v": value}
+                continue
+            with pytest.raises(StoreError):
+                store.upsert([good, chunk])
+            assert store.get(["kit-mixed-good", f"kit-mixed-{index}"]) == []
 
     @pytest.mark.parametrize("size", [1, 10, 100, 1_000, 10_000])
     def test_in_lists_of_1_to_10000_values(self, store: Store, size: int) -> None:
