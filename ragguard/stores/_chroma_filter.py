@@ -7,11 +7,10 @@ on the real engine):
 
 * scalar ``$eq``/``$ne``/``$in``/``$nin`` are typed: ``True`` is not ``1``, ``"1"`` is not
   ``1``; ``1`` equals ``1.0``; 64-bit integers are exact (``2**53 + 1`` is not
-  ``2**53``). An integer operand beyond 64 bits is silently clamped, so such atoms are
-  relaxed; so are those from ``2**63 - 512`` on, which Chroma rounds to the float
-  ``2.0**63`` when it compares them with a stored float (``2.0**63`` and larger floats are
-  held as floats), and floats beyond the 64-bit integers, which it saturates to
-  ``2**63 - 1`` or ``-2**63`` when it compares them with a stored integer.
+  ``2**53``). An integer operand beyond 64 bits is silently clamped, and from about
+  ``2**63 - 1024`` on (in either sign) integers and floats meet stored values of the other
+  type inexactly (``ChromaStore.upsert`` writes floats beyond the 64-bit integers as
+  floats), so atoms on such numbers are relaxed.
 * an absent key fails ``$eq``/``$in``/``$contains`` and passes ``$ne``/``$nin``/
   ``$not_contains``: two-valued, as ragguard's absent rule needs.
 * list metadata (homogeneous, non-empty) is compared by ``$contains``/``$not_contains``
@@ -57,6 +56,11 @@ SAFE_KEY: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,127}")
 RESERVED_PREFIX: Final = "ragguard:"
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
+_COMPARED_EXACTLY: Final = 2.0**63 - 1024
+"""Numbers Chroma compares exactly: below this as a float. Measured on chromadb 1.5: an
+integer that rounds to the float ``2.0**63`` equals a stored float ``2.0**63``; the float
+``2.0**63 - 1024`` and larger ones equal the stored integer ``2**63 - 1``; a float beyond
+the 64-bit integers saturates when compared with a stored integer."""
 
 _CACHE_SIZE: Final = 1024
 _FAN_OUT: Final = 32
@@ -156,16 +160,11 @@ def _inexpressible(atom: ir.Expr) -> str | None:
     for value in values:
         if isinstance(value, float) and not math.isfinite(value):
             return "not a finite number"
-        if isinstance(value, float) and value.is_integer() and not _is_int64(int(value)):
-            # Compared with a stored integer, Chroma saturates it to 2**63 - 1 or -2**63.
-            return "Chroma compares it with integers as a 64-bit one"
-        if isinstance(value, int) and not isinstance(value, bool):
-            if not _is_int64(value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, int) and not _is_int64(value):
                 return "Chroma holds integers of 64 bits"
-            if float(value) > INT64_MAX:
-                # Compared with a stored float, Chroma rounds it to 2.0**63, a float that
-                # ChromaStore.upsert may have written (the integers beyond are refused).
-                return "Chroma compares it with floats as 2**63"
+            if abs(float(value)) >= _COMPARED_EXACTLY:
+                return "Chroma compares numbers this close to 2**63 inexactly"
     return None
 
 

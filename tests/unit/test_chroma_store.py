@@ -1,10 +1,10 @@
 """ChromaStore on the real embedded Chroma engine (chromadb's in-process client).
 
 * random filter IR over random metadata: Chroma's ``where`` selects exactly the rows the
-  compiled predicate accepts when the pushdown claims to be exact (up to the documented
-  superset: values Chroma cannot hold), a superset when relaxed;
+  compiled predicate accepts when the pushdown claims to be exact, a superset when relaxed;
 * the typed semantics case by case: absent, ``True`` vs ``1``, ``1 == 1.0``, 64-bit
-  integers, lists (typed, int/float), values beyond what Chroma holds;
+  integers, lists (typed, int/float), floats beyond the 64-bit integers;
+* values Chroma cannot hold exactly are refused at upsert, and nothing of the call is written;
 * guarded top-k equals numpy brute force (cosine, dot, euclid) with exact search, and the
   HNSW search's recall under a selective filter, measured;
 * an existing langchain-chroma collection, written by langchain-chroma itself;
@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 import ragguard as rg
 from ragguard.policy import ir
 from ragguard.policy._predicate import compile_check, normalize_metadata
-from ragguard.testing.store_kit import expressions, payloads
+from ragguard.testing.store_kit import expressions, fit_metadata, payloads
 
 chromadb = pytest.importorskip("chromadb", reason="ChromaStore needs ragguard[chroma]")
 
@@ -43,11 +43,9 @@ def _accepts(expr: ir.Expr, metadata: Mapping[str, Any]) -> bool:
     return compile_check(expr)(normalize_metadata(metadata, fields))
 
 
-def _opaque(metadata: Mapping[str, Any], fields: frozenset[str]) -> bool:
-    """Whether a field the filter reads holds a value Chroma cannot hold (the superset)."""
-    from ragguard.stores.chroma import _opaque_fields
-
-    return bool(_opaque_fields(metadata) & fields)
+def _storable(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Random metadata as Chroma holds it: 64-bit integers, lists of one type."""
+    return fit_metadata(metadata, integer_range=(-(2**63), 2**63 - 1), mixed_lists=False)
 
 
 def _name() -> str:
@@ -71,7 +69,7 @@ def test_where_equals_predicate_when_exact_and_covers_it_when_relaxed(client: An
         database=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
-    @given(expr=expressions, points=st.lists(payloads, min_size=1, max_size=16))
+    @given(expr=expressions, points=st.lists(payloads.map(_storable), min_size=1, max_size=16))
     def agrees(expr: ir.Expr, points: list[dict[str, Any]]) -> None:
         ids = [next(_ids) for _ in points]
         by_id = {str(i): md for i, md in zip(ids, points, strict=True)}
@@ -92,8 +90,7 @@ def test_where_equals_predicate_when_exact_and_covers_it_when_relaxed(client: An
         missing = accepted - found
         assert not missing, f"filter dropped {[by_id[i] for i in missing]}" + context
         if pushdown.exact:
-            fields = frozenset(ir.fields_of(expr))
-            extra = [by_id[i] for i in found - accepted if not _opaque(by_id[i], fields)]
+            extra = [by_id[i] for i in found - accepted]
             assert not extra, f"exact filter let through {extra}" + context
 
     agrees()
@@ -112,38 +109,40 @@ ROWS: dict[str, dict[str, Any]] = {
     "str-1": {"v": "1"},
     "big53": {"v": 2**53 + 1},
     "max64": {"v": 2**63 - 1},
-    "beyond64": {"v": 2**64 + 1},
+    "near64": {"v": 2**63 - 2048},
+    "float64": {"v": 2.0**63},
+    "huge": {"v": 1e300},
     "ints": {"v": [1, 2]},
     "floats": {"v": [1.5, 2.5]},
     "bools": {"v": [True]},
     "strs": {"v": ["a", "é"]},
-    "mixed": {"v": ["a", 5, None]},
+    "numbers": {"v": [1, 2.5, None]},
     "with-null": {"v": [None, "b"]},
     "half": {"v": 0.5},
 }
 CASES: list[tuple[ir.Expr, set[str]]] = [
-    (ir.Eq("v", 1), {"one", "one-float", "ints"}),
-    (ir.Eq("v", 1.0), {"one", "one-float", "ints"}),
+    (ir.Eq("v", 1), {"one", "one-float", "ints", "numbers"}),
+    (ir.Eq("v", 1.0), {"one", "one-float", "ints", "numbers"}),
     (ir.Eq("v", True), {"true", "bools"}),
     (ir.Eq("v", "1"), {"str-1"}),
     (ir.Eq("v", 2**53), set()),
     (ir.Eq("v", 2**53 + 1), {"big53"}),
     (ir.Eq("v", 2.0**53), set()),
-    (ir.Eq("v", 2**63 - 1), {"max64"}),
-    (ir.Eq("v", 2.5), {"floats"}),
+    (ir.Eq("v", 2**63 - 2048), {"near64"}),
+    (ir.Eq("v", 2**63 - 1537), set()),  # its nearest float is 2**63 - 2048
+    (ir.Eq("v", 2.0**63 - 2048), {"near64"}),
+    (ir.Eq("v", 2.5), {"floats", "numbers"}),
     (ir.Eq("v", "é"), {"strs"}),
     (ir.Eq("v", "b"), {"with-null"}),
-    (ir.In("v", (2, "a", False)), {"ints", "strs", "mixed"}),
-    (ir.Not(ir.Eq("v", 1)), set(ROWS) - {"one", "one-float", "ints"}),
+    (ir.In("v", (2, "a", False)), {"ints", "strs"}),
+    (ir.Not(ir.Eq("v", 1)), set(ROWS) - {"one", "one-float", "ints", "numbers"}),
     (ir.Not(ir.Eq("v", True)), set(ROWS) - {"true", "bools"}),
-    (ir.Not(ir.In("v", ("a", 0.5))), set(ROWS) - {"strs", "mixed", "half"}),
+    (ir.Not(ir.In("v", ("a", 0.5))), set(ROWS) - {"strs", "half"}),
     (
         ir.Not(ir.Or((ir.Eq("v", 1), ir.Eq("v", "1")))),
-        set(ROWS) - {"one", "one-float", "ints", "str-1"},
+        set(ROWS) - {"one", "one-float", "ints", "numbers", "str-1"},
     ),
 ]
-# Chroma cannot hold these values as ragguard reads them: every condition admits them.
-OPAQUE = {"beyond64", "mixed"}
 
 
 @pytest.fixture(scope="module")
@@ -160,26 +159,34 @@ def typed(client: Any) -> rg.ChromaStore:
 def test_typed_semantics_are_exact_in_chroma(
     expr: ir.Expr, expected: set[str], typed: rg.ChromaStore
 ) -> None:
-    """Each case: Chroma selects the predicate's rows, plus only the documented opaque ones."""
+    """Each case: Chroma selects exactly the predicate's rows."""
     pushdown = typed.translate(expr)
     assert pushdown.exact, pushdown.relaxed
     by_predicate = {name for name, md in ROWS.items() if _accepts(expr, md)}
     assert by_predicate == expected, "the test's expectation disagrees with ragguard"
     for exact in (True, False):
         found = {h.text for h in typed.search([1.0, 0, 0, 0], len(ROWS), pushdown, exact=exact)}
-        assert found - OPAQUE == expected - OPAQUE
-        assert found >= OPAQUE
+        assert found == expected
 
 
 def test_relaxed_atoms_are_reported_and_never_narrow(typed: rg.ChromaStore) -> None:
-    """Ranges, Exists, substrings, matching functions, odd names, unholdable numbers."""
+    """Ranges, Exists, substrings, matching functions, odd names, numbers Chroma compares
+    inexactly: integers beyond 64 bits, those it rounds to the float 2**63 against a stored
+    float, floats beyond the 64-bit integers (it saturates them against a stored integer)."""
     relaxed: list[ir.Expr] = [
         ir.Match("keyMatch", "v", "a*", True),
         ir.Eq("$and", "x"),
         ir.Eq("#document", "x"),
-        ir.Eq("ragguard:opaque", "v"),
+        ir.Eq("ragguard:metadata", "v"),
         ir.Eq("v", float("inf")),
         ir.Eq("v", 2**64 + 1),
+        ir.Eq("v", 2**63 - 1),
+        ir.Not(ir.Eq("v", 2**63 - 1024)),
+        ir.Eq("v", 2.0**63 - 1024),
+        ir.Eq("v", 2.0**63),
+        ir.Eq("v", -(2**63)),
+        ir.In("v", (1e300, "a")),
+        ir.Eq("v", -1e300),
         ir.Range("v", gt=1),
         ir.Not(ir.Range("v", gt=1)),
         ir.Exists("v"),
@@ -193,7 +200,9 @@ def test_relaxed_atoms_are_reported_and_never_narrow(typed: rg.ChromaStore) -> N
         found = {h.text for h in typed.search([1.0, 0, 0, 0], 100, pushdown)}
         assert found == set(ROWS)
     got = {c.text: c.metadata for c in typed.get(list(ROWS))}
-    assert got == ROWS  # every value comes back as written, the unholdable ones included
+    assert got == ROWS  # every value comes back as written
+    raw = typed.client.get_collection(typed.collection).get(ids=["float64", "huge"])
+    assert all(type(md["v"]) is float for md in raw["metadatas"])  # Chroma holds floats
     assert (typed.db_system_name, typed.collection) == ("chroma", typed.collection)
 
 
@@ -206,8 +215,8 @@ def test_long_in_lists_are_exact_up_to_the_limit_and_relaxed_beyond(typed: rg.Ch
         assert pushdown.exact is exact
         found = {h.text for h in typed.search([1.0, 0, 0, 0], len(ROWS), pushdown)}
         accepted = {name for name, md in ROWS.items() if _accepts(expr, md)}
-        assert accepted == {"ints", "strs", "mixed"}
-        assert found - OPAQUE == accepted - OPAQUE if exact else found == set(ROWS)
+        assert accepted == {"ints", "strs"}
+        assert found == (accepted if exact else set(ROWS))
 
 
 # -- guarded top-k against numpy ------------------------------------------------------------
@@ -363,11 +372,68 @@ def test_wrong_input_is_refused(client: Any) -> None:
     with pytest.raises(rg.StoreError, match=r"cannot store chunk .* metadata.level"):
         store.upsert([rg.Chunk("t", {"level": float("nan")}, [1.0] * DIM, id="bad")])
     with pytest.raises(rg.StoreError, match="ChromaStore's own"):
-        store.upsert([rg.Chunk("t", {"ragguard:opaque": ["x"]}, [1.0] * DIM, id="bad")])
+        store.upsert([rg.Chunk("t", {"ragguard:metadata": "{}"}, [1.0] * DIM, id="bad")])
     with pytest.raises(rg.StoreError, match="not made by a ChromaStore"):
         store.search([1.0] * DIM, 3, rg.Pushdown(native="x", exact=True))
     with pytest.raises(ValueError, match="unknown distance"):
         rg.ChromaStore.create(client, _name(), dim=DIM, distance="manhattan")
+
+
+UNHOLDABLE: list[tuple[dict[str, Any], str]] = [
+    ({"v": 2**63}, "metadata.v"),
+    ({"v": 2**64 - 1}, "metadata.v"),
+    ({"v": -(2**63) - 1}, "metadata.v"),
+    ({"v": 10**30}, "metadata.v"),
+    ({"v": [5, 2**63]}, r"metadata.v\[1\]"),
+    ({"v": ["a", 5, None]}, "metadata.v"),
+    ({"v": [True, 1]}, "metadata.v"),
+    ({"v": [2**53 + 1, 2.5]}, "metadata.v"),  # 2**53 + 1 is no float: no common type
+    ({"v": {"k": 1}}, "metadata.v"),
+    ({"v": [{"k": 1}]}, r"metadata.v\[0\]"),
+    ({"v": [[1]]}, r"metadata.v\[0\]"),
+]
+
+
+@pytest.mark.parametrize(("metadata", "path"), UNHOLDABLE, ids=[repr(m) for m, _ in UNHOLDABLE])
+def test_values_chroma_cannot_hold_exactly_are_refused_and_nothing_is_written(
+    client: Any, metadata: dict[str, Any], path: str
+) -> None:
+    """StoreError naming the chunk and the attribute (not the value), with the hint; no
+    chunk of the call is written, not even the batches before the bad one."""
+    store = rg.ChromaStore.create(client, _name(), dim=DIM)
+    good = [rg.Chunk("fine", {"v": i}, [1.0, 0, 0, 0], id=f"good-{i}") for i in range(300)]
+    with pytest.raises(rg.StoreError, match=rf"cannot store chunk 999 {path}: ") as raised:
+        store.upsert([*good, rg.Chunk("t", metadata, [1.0, 0, 0, 0], id=999)])
+    message = str(raised.value)
+    assert "store it as a string" in message
+    assert not any(str(n) in message for n in (2**63, 2**64 - 1, 2**63 + 1, 10**30, 2**53 + 1))
+    assert store.get([c.id for c in good] + [999]) == []
+    assert store.scroll(store.translate(ir.TRUE), 10).chunks == []
+
+
+def test_absent_values_and_float_lists_are_kept(client: Any) -> None:
+    """``None``, ``[]``, ``[None]`` are absent; a list of integers and floats that are all
+    floats exactly is written as floats and found by either form."""
+    store = rg.ChromaStore.create(client, _name(), dim=DIM)
+    rows = {
+        "none": {"v": None},
+        "empty": {"v": []},
+        "nulls": {"v": [None]},
+        "numbers": {"v": [1, 2.5]},
+        "edges": {"v": [-(2**63), 2**63 - 1, 2**62 + 1]},
+    }
+    store.upsert(rg.Chunk(k, md, [1.0, 0, 0, 0], id=k) for k, md in rows.items())
+    assert {c.text: c.metadata for c in store.get(list(rows))} == rows
+    for expr, expected in [
+        (ir.Eq("v", 1), {"numbers"}),
+        (ir.Eq("v", 2.5), {"numbers"}),
+        (ir.Eq("v", 2**62 + 1), {"edges"}),
+        (ir.Not(ir.Eq("v", 1)), set(rows) - {"numbers"}),
+    ]:
+        pushdown = store.translate(expr)
+        assert pushdown.exact, expr
+        found = {h.text for h in store.search([1.0, 0, 0, 0], 10, pushdown)}
+        assert found == expected, expr
 
 
 def test_an_unreachable_server_is_a_store_error_with_the_connection_hint() -> None:
@@ -559,7 +625,6 @@ def test_a_chroma_server_has_the_embedded_engines_semantics(
         pushdown = store.translate(expr)
         for exact in (True, False):
             found = {h.text for h in store.search([1.0, 0, 0, 0], len(ROWS), pushdown, exact=exact)}
-            assert found - OPAQUE == expected - OPAQUE, expr
-            assert found >= OPAQUE
+            assert found == expected, expr
     assert {c.text: c.metadata for c in store.get(list(ROWS))} == ROWS
     assert (store.dim, store.distance) == (DIM, "cosine")
