@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--exact-queries", type=int, default=None, help="cap on exact searches")
+    parser.add_argument("--subjects", default=",".join(SUBJECTS), help="comma-separated")
     args = parser.parse_args()
     n, k = args.chunks, args.k
     vectors = clustered_vectors(n + args.queries, args.dim, clusters=64, seed=11)
@@ -49,17 +51,24 @@ def main() -> None:
     client = chromadb.PersistentClient(path=tempfile.mkdtemp())
     chroma = rg.ChromaStore.create(client, "bench", dim=args.dim)
     chroma.upsert(chunks)
-    print(f"chroma: loaded and indexed {n} chunks in {time.perf_counter() - started:.1f} s")
+    print(
+        f"chroma: loaded and indexed {n} chunks in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     started = time.perf_counter()
     edge = rg.EdgeStore.create(tempfile.mkdtemp() + "/shard", dim=args.dim)
     edge.upsert(chunks)
     edge.create_payload_indexes(policy.index_specs())
     edge.optimize()
-    print(f"edge:   loaded and indexed {n} chunks in {time.perf_counter() - started:.1f} s")
+    print(
+        f"edge:   loaded and indexed {n} chunks in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
 
-    print(f"\n| readable | store | search | p50 ms | p95 ms | recall@{k} |")
-    print("|---|---|---|---|---|---|")
-    for user, allowed in SUBJECTS.items():
+    print(f"\n| readable | store | search | p50 ms | p95 ms | recall@{k} | queries |")
+    print("|---|---|---|---|---|---|---|")
+    for user in args.subjects.split(","):
+        allowed = SUBJECTS[user]
         authorised = np.array([d in allowed for d in depts])
         subject = rg.Subject(id=user)
         for name, store in (("EdgeStore", edge), ("ChromaStore", chroma)):
@@ -67,7 +76,8 @@ def main() -> None:
                 guard = rg.Guard(policy, store, exact_search=exact)
                 guard.search(subject, queries[0].tolist(), k)
                 latencies, recalls = [], []
-                for query in queries:
+                cell = queries[: args.exact_queries] if exact else queries
+                for query in cell:
                     t0 = time.perf_counter()
                     hits = guard.search(subject, query.tolist(), k)
                     latencies.append(time.perf_counter() - t0)
@@ -77,10 +87,11 @@ def main() -> None:
                     recalls.append(len(best & {int(h.id) for h in hits}) / k)
                 latencies.sort()
                 print(
-                    f"| {authorised.mean() * 100:.1f} % | {name} | "
+                    f"| {authorised.mean() * 100:g} % | {name} | "
                     f"{'exact' if exact else 'HNSW'} | {statistics.median(latencies) * 1e3:.2f} | "
                     f"{latencies[int(0.95 * (len(latencies) - 1))] * 1e3:.2f} | "
-                    f"{statistics.mean(recalls):.3f} |"
+                    f"{statistics.mean(recalls):.3f} | {len(cell)} |",
+                    flush=True,
                 )
     edge.close()
 
