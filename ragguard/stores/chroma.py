@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ragguard._canonical import CanonicalizationError, canonical_value
 from ragguard.exceptions import MissingDependencyError, StoreError
@@ -60,6 +61,9 @@ METADATA_KEY: Final = "ragguard:metadata"
 # Qdrant stores score: cosine similarity, inner product, euclidean distance).
 _SPACES: Final = {"cosine": "cosine", "dot": "ip", "euclid": "l2"}
 _DISTANCES: Final = {space: name for name, space in _SPACES.items()}
+# Rows read per request by exact search: one ``get`` of tens of thousands of rows fails
+# in Chroma (SQLite's limit on bound variables).
+_EXACT_PAGE: Final = 1_000
 
 
 class ChromaStore:
@@ -393,34 +397,58 @@ class ChromaStore:
     def _exhaustive(
         self, query: list[float], limit: int, where: dict[str, Any] | None
     ) -> list[StoredChunk]:
-        try:
-            result = self._collection.get(
-                where=where, include=["documents", "metadatas", "embeddings"]
-            )
-        except Exception as exc:
-            raise self._error("search", exc) from exc
-        ids = result["ids"]
-        if not ids:
-            return []
-        matrix = np.asarray(result["embeddings"], dtype=np.float64)
+        """Rank every row ``where`` admits with numpy, reading them a page at a time.
+
+        One ``get`` of every admitted row fails in Chroma once it holds tens of thousands
+        (SQLite's "too many SQL variables"); pages of :data:`_EXACT_PAGE` rows keep each
+        request small, and only the best ``limit`` rows are kept between pages.
+        """
         q = np.asarray(query, dtype=np.float64)
+        kept: list[tuple[str, str | None, Any]] = []
+        kept_scores = np.empty(0, dtype=np.float64)
+        offset = 0
+        while True:
+            try:
+                result = self._collection.get(
+                    where=where,
+                    include=["documents", "metadatas", "embeddings"],
+                    limit=_EXACT_PAGE,
+                    offset=offset,
+                )
+            except Exception as exc:
+                raise self._error("search", exc) from exc
+            ids = result["ids"]
+            if not ids:
+                break
+            documents = _column(result.get("documents"), len(ids))
+            metadatas = _column(result.get("metadatas"), len(ids))
+            page = np.asarray(result["embeddings"], dtype=np.float64)
+            rows: list[tuple[str, str | None, Any]] = kept + list(
+                zip(ids, documents, metadatas, strict=True)
+            )
+            scores = np.concatenate([kept_scores, self._exact_scores(page, q)])
+            # Stable: among equal scores the row read first stays first, as in one pass.
+            order = np.argsort(scores if self.distance == "euclid" else -scores, kind="stable")
+            best = order[:limit]
+            kept = [rows[i] for i in best]
+            kept_scores = scores[best]
+            offset += len(ids)
+            if len(ids) < _EXACT_PAGE:
+                break
+        return [
+            self._stored(row_id, document, metadata, float(score))
+            for (row_id, document, metadata), score in zip(kept, kept_scores, strict=True)
+        ]
+
+    def _exact_scores(self, matrix: npt.NDArray[np.float64], q: npt.NDArray[np.float64]) -> Any:
+        """Cosine or dot similarity (higher is better) or euclidean distance (lower)."""
         if self.distance == "cosine":
             norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(q)
             with np.errstate(invalid="ignore", divide="ignore"):
-                scores = np.where(norms > 0, (matrix @ q) / np.where(norms > 0, norms, 1), 0.0)
-            order = np.argsort(-scores, kind="stable")
-        elif self.distance == "dot":
-            scores = matrix @ q
-            order = np.argsort(-scores, kind="stable")
-        else:
-            scores = np.linalg.norm(matrix - q, axis=1)
-            order = np.argsort(scores, kind="stable")
-        documents = _column(result.get("documents"), len(ids))
-        metadatas = _column(result.get("metadatas"), len(ids))
-        return [
-            self._stored(ids[i], documents[i], metadatas[i], float(scores[i]))
-            for i in order[:limit]
-        ]
+                return np.where(norms > 0, (matrix @ q) / np.where(norms > 0, norms, 1), 0.0)
+        if self.distance == "dot":
+            return matrix @ q
+        return np.linalg.norm(matrix - q, axis=1)
 
     def _write(
         self,

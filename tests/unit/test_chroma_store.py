@@ -297,6 +297,44 @@ def test_hnsw_recall_under_a_selective_filter(client: Any) -> None:
     assert min(recalls) == 1.0, recalls
 
 
+@pytest.mark.parametrize("distance", ["cosine", "dot", "euclid"])
+def test_exact_search_reads_in_pages_and_equals_numpy(
+    client: Any, distance: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exact search reads admitted rows a page at a time (one get of every row failed in
+    Chroma at 50,000 readable chunks: "too many SQL variables") and keeps only the best:
+    the result equals numpy brute force whatever the page size, ties included."""
+    import ragguard.stores.chroma as chroma_module
+
+    rng = np.random.default_rng(11)
+    n, k = 230, 12
+    vectors = rng.standard_normal((n, DIM))
+    vectors[40] = vectors[7]  # a tie across pages
+    store = rg.ChromaStore.create(client, _name(), dim=DIM, distance=distance)
+    store.upsert(
+        rg.Chunk(text=f"t{i}", metadata={"even": i % 2 == 0}, vector=list(v), id=i)
+        for i, v in enumerate(vectors)
+    )
+    pushdown = store.translate(ir.Eq("even", True))
+    query = rng.standard_normal(DIM)
+    admitted = np.arange(0, n, 2)
+    rows = vectors[admitted]
+    if distance == "cosine":
+        scores = rows @ query / (np.linalg.norm(rows, axis=1) * np.linalg.norm(query))
+    elif distance == "dot":
+        scores = rows @ query
+    else:
+        scores = -np.linalg.norm(rows - query, axis=1)
+    expected = [int(admitted[i]) for i in np.argsort(-scores, kind="stable")[:k]]
+    results = {}
+    for page in (1_000, 7, 1):
+        monkeypatch.setattr(chroma_module, "_EXACT_PAGE", page)
+        hits = store.search(list(query), k, pushdown, exact=True)
+        results[page] = [h.id for h in hits]
+        assert sorted(map(int, results[page])) == sorted(expected), page
+    assert results[7] == results[1_000] == results[1]
+
+
 # -- an existing langchain-chroma collection ------------------------------------------------
 
 
