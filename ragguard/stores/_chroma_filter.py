@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Final
 
 from ragguard.policy import ir
 from ragguard.policy._predicate import describe_condition
+from ragguard.stores._translate import CachingTranslator
 from ragguard.stores.base import Pushdown
 
 __all__ = [
@@ -62,7 +61,6 @@ integer that rounds to the float ``2.0**63`` equals a stored float ``2.0**63``; 
 ``2.0**63 - 1024`` and larger ones equal the stored integer ``2**63 - 1``; a float beyond
 the 64-bit integers saturates when compared with a stored integer."""
 
-_CACHE_SIZE: Final = 1024
 _FAN_OUT: Final = 32
 MAX_VALUES: Final = 1024
 """``In`` lists longer than this are relaxed: each value is a ``$contains`` clause (lists
@@ -77,28 +75,12 @@ def _is_int64(value: object) -> bool:
     )
 
 
-class ChromaFilterTranslator:
+class ChromaFilterTranslator(CachingTranslator):
     """Compiles plan filters to ``where`` documents; results cached per expression."""
 
     def __init__(self) -> None:
-        # Keyed by repr: IR nodes compare numbers through their float value.
-        self._cache: OrderedDict[str, Pushdown] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def translate(self, expr: ir.Expr) -> Pushdown:
-        """The pushdown for ``expr``: ``native`` is a ``where`` dict or ``None``."""
-        key = repr(expr)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-                return cached
-        pushdown = self._translate(expr)
-        with self._lock:
-            self._cache[key] = pushdown
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return pushdown
+        # Keyed by repr: values IR equality takes as one (1 and 1.0) keep their own where.
+        super().__init__(key=repr)
 
     def _translate(self, expr: ir.Expr) -> Pushdown:
         relaxed: list[str] = []

@@ -33,8 +33,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,6 +44,7 @@ from psycopg.types.json import Jsonb
 from ragguard._values import kind_of
 from ragguard.policy import ir
 from ragguard.policy._predicate import describe_condition
+from ragguard.stores._translate import CachingTranslator
 from ragguard.stores.base import Pushdown
 
 __all__ = ["SAFE_KEY", "PgFilter", "PgFilterTranslator"]
@@ -53,7 +52,6 @@ __all__ = ["SAFE_KEY", "PgFilter", "PgFilterTranslator"]
 SAFE_KEY: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]{0,127}")
 """Metadata keys the SQL addresses (``metadata -> 'key'``); others are relaxed."""
 
-_CACHE_SIZE: Final = 1024
 _SQL_OPERATORS: Final = {">": ">", ">=": ">=", "<": "<", "<=": "<="}
 
 
@@ -65,31 +63,14 @@ class PgFilter:
     params: tuple[Any, ...]
 
 
-class PgFilterTranslator:
+class PgFilterTranslator(CachingTranslator):
     """Compiles plan filters for one metadata column; results cached per expression."""
 
     def __init__(self, column: sql.Composable, *, utf8: bool = True) -> None:
         self._column = column
         self._utf8 = utf8
-        # Keyed by repr, not by IR equality: IR nodes compare numbers through their float
-        # value (2**70 and 2**70 + 1 are equal nodes), but the SQL binds them exactly.
-        self._cache: OrderedDict[str, Pushdown] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def translate(self, expr: ir.Expr) -> Pushdown:
-        """The pushdown for ``expr``: ``native`` is a :class:`PgFilter` or ``None``."""
-        key = repr(expr)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-                return cached
-        pushdown = self._translate(expr)
-        with self._lock:
-            self._cache[key] = pushdown
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return pushdown
+        # Keyed by repr: values IR equality takes as one (1 and 1.0) keep their own SQL.
+        super().__init__(key=repr)
 
     def _translate(self, expr: ir.Expr) -> Pushdown:
         relaxed: list[str] = []

@@ -44,8 +44,6 @@ One deliberate superset remains even when ``exact`` is claimed: a list holding o
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
@@ -54,6 +52,7 @@ from casbin.util import builtin_operators as _ops
 from ragguard._values import kind_of
 from ragguard.policy import ir
 from ragguard.policy._predicate import describe_condition
+from ragguard.stores._translate import CachingTranslator
 from ragguard.stores.base import Pushdown
 
 __all__ = ["MAX_NUMERIC_ALTERNATIVES", "MAX_SUBSTRING_TEXT", "FilterBuilder", "FilterTranslator"]
@@ -66,7 +65,6 @@ MAX_SUBSTRING_TEXT: Final = 64
 
 _EXACT_FLOAT_INTEGER: Final = 2**53
 _SIMPLE_FIELD = re.compile(r"[A-Za-z0-9_]+")
-_CACHE_SIZE: Final = 1024
 
 
 class FilterBuilder(Protocol):
@@ -121,7 +119,7 @@ class FilterBuilder(Protocol):
         ...
 
 
-class FilterTranslator:
+class FilterTranslator(CachingTranslator):
     """Translates plan filters for one store; results are cached per expression.
 
     ``key_prefix`` is where metadata lives in the point payload (``"metadata."`` in the
@@ -140,22 +138,7 @@ class FilterTranslator:
         self._builder = builder
         self._prefix = key_prefix
         self._literal_matches = literal_matches
-        self._cache: OrderedDict[ir.Expr, Pushdown] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def translate(self, expr: ir.Expr) -> Pushdown:
-        """The pushdown for ``expr`` (pure; cached, thread-safe)."""
-        with self._lock:
-            cached = self._cache.get(expr)
-            if cached is not None:
-                self._cache.move_to_end(expr)
-                return cached
-        pushdown = self._translate(expr)
-        with self._lock:
-            self._cache[expr] = pushdown
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return pushdown
+        super().__init__()
 
     def _translate(self, expr: ir.Expr) -> Pushdown:
         relaxed: list[str] = []
