@@ -31,6 +31,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from ragguard.exceptions import ProvenanceError
 
 __all__ = ["CanonicalizationError", "canonical_json", "canonical_value"]
@@ -150,7 +152,18 @@ def canonical_json(value: Any, path: str = "value") -> bytes:
         >>> canonical_json({"level": 2.0, "dept": "eng"})
         b'{"dept":"eng","level":2}'
     """
-    text = _ENCODER.encode(value if _is_plain(value) else canonical_value(value, path))
+    if _is_plain(value):
+        # A tree of exact str/int/bool/None/dict/list (no floats, str keys): orjson
+        # writes it byte for byte as the rules say (tests/unit/test_canonical.py checks
+        # it against the json encoder over generated trees), about 3x faster. It refuses
+        # integers beyond 64 bits and lone surrogates: those take the path below.
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass
+        text = _ENCODER.encode(value)
+    else:
+        text = _ENCODER.encode(canonical_value(value, path))
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

@@ -24,6 +24,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import math
 import threading
 import time
 import uuid
@@ -51,7 +52,7 @@ from ragguard.policy._policy import Policy
 from ragguard.results import AuditSink, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
 from ragguard.screens._base import Screen, run_screens, screen_name
 from ragguard.search_params import SearchParams
-from ragguard.stores._points import not_a_vector
+from ragguard.stores._points import CheckedVector, not_a_vector
 from ragguard.stores.base import (
     AsyncScrollingStore,
     AsyncStore,
@@ -86,8 +87,53 @@ replaced by the exact finish: reading payloads is cheaper than searching for the
 T = TypeVar("T")
 MAX_FETCH_LIMIT = 10_000
 INEXACT_OVERFETCH = 4
+"""The first round of a search whose filter the store cannot run exactly asks for
+``k * INEXACT_OVERFETCH`` results, until the guard has seen what share of that plan's
+results it releases (:class:`_ReleaseRate`)."""
 DISTANCE_METRICS = frozenset({"euclid", "manhattan"})
 """Store metrics whose scores are distances: hits are released in ascending score order."""
+
+
+class _ReleaseRate:
+    """What share of one inexact plan's store results the guard released, learnt over
+    its searches, to size the first round of the next one.
+
+    A relaxed filter admits chunks the exact re-check then withholds. Asking the store
+    for ``k`` results would often need a second round; asking for ``4k`` every time costs
+    the engine and payload conversion for results that are mostly never looked at when
+    the relaxation rarely matters. The first round asks for ``k`` divided by the observed
+    release share (an exponentially weighted mean, 20 % margin; exactly ``k`` while
+    nothing has been withheld), within ``k`` .. ``k * 16``. It only sizes rounds: which chunks are released, and that the result is
+    the best ``k`` the plan allows, do not depend on it (further rounds and the exact
+    finish still run). Updated without a lock: a lost update under concurrent searches
+    only makes the estimate a little older.
+    """
+
+    __slots__ = ("share",)
+
+    WEIGHT = 0.2
+    MARGIN = 1.2
+    MOST = 16
+
+    def __init__(self) -> None:
+        self.share: float | None = None
+
+    def first_limit(self, k: int) -> int:
+        share = self.share
+        if share is None:
+            wanted = k * INEXACT_OVERFETCH
+        elif share >= 1.0:
+            wanted = k  # nothing withheld lately: the relaxed part has not mattered
+        else:
+            wanted = math.ceil(k * self.MARGIN / max(share, 1.0 / self.MOST))
+        return max(k, min(wanted, k * self.MOST, MAX_FETCH_LIMIT))
+
+    def observe(self, decided: int, released: int) -> None:
+        if decided <= 0:
+            return
+        share = released / decided
+        previous = self.share
+        self.share = share if previous is None else previous + self.WEIGHT * (share - previous)
 
 
 @dataclass
@@ -110,6 +156,10 @@ class _Fetch:
     can_scan: bool = False
     scan: _Scan | None = None
     search_params: SearchParams = field(default_factory=SearchParams)
+    release_rate: _ReleaseRate | None = None
+    decided: int = 0
+    """Store results decided in the rounds (not the exact finish), and released of them."""
+    released_in_rounds: int = 0
 
     def next_limit(self) -> int | None:
         """How many results to ask the store for next, or ``None`` when finished."""
@@ -125,8 +175,13 @@ class _Fetch:
             if stored.id in self.seen:
                 continue
             self.seen.add(stored.id)
+            self.decided += 1
             hit = self.guard._decide_hit(self.plan, stored, self.subject)
-            (self.released if hit.decision.released else self.withheld).append(hit)
+            if hit.decision.released:
+                self.released.append(hit)
+                self.released_in_rounds += 1
+            else:
+                self.withheld.append(hit)
             if len(self.released) >= self.k:
                 self.done = True
                 return
@@ -350,9 +405,9 @@ class Guard:
             pseudonymize_key=pseudonymize_subject_key,
             data_source=self.capabilities,
         )
-        self._pushdowns: weakref.WeakKeyDictionary[Plan, tuple[Plan, Pushdown]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._pushdowns: weakref.WeakKeyDictionary[
+            Plan, tuple[Plan, Pushdown, _ReleaseRate | None]
+        ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     # -- planning ------------------------------------------------------------------------
@@ -362,18 +417,21 @@ class Guard:
         the whole filter down."""
         return self._plan_and_pushdown(subject, action)[0]
 
-    def _plan_and_pushdown(self, subject: Subject, action: str | None) -> tuple[Plan, Pushdown]:
+    def _plan_and_pushdown(
+        self, subject: Subject, action: str | None
+    ) -> tuple[Plan, Pushdown, _ReleaseRate | None]:
         policy_plan = self.policy.plan(subject, action or self.action)
         entry = self._pushdowns.get(policy_plan)
         if entry is not None:
             return entry
         pushdown = self._pushdown_for(policy_plan)
         plan = dataclasses.replace(policy_plan, exact=pushdown.exact)
+        rate = None if pushdown.exact else _ReleaseRate()
         with self._lock:
             # Keyed weakly on the policy's plan: the entry lives as long as the policy
             # keeps that plan cached, and goes with it.
-            self._pushdowns[policy_plan] = (plan, pushdown)
-        return plan, pushdown
+            entry = self._pushdowns.setdefault(policy_plan, (plan, pushdown, rate))
+        return entry
 
     def _pushdown_for(self, plan: Plan) -> Pushdown:
         if plan.kind == "deny_all":
@@ -478,22 +536,30 @@ class Guard:
         k = self._check_k(k)
         array = self._check_vector(vector)
         params = self._call_params(search_params)
-        plan, pushdown = self._plan_and_pushdown(subject, action)
+        plan, pushdown, rate = self._plan_and_pushdown(subject, action)
         if where is not None:
             # A new plan: the cached one stays as it is for every other search.
             narrowed = plan.narrow(_where_expr(where))
             if narrowed is not plan:
                 pushdown = self._pushdown_for(narrowed)
                 plan = dataclasses.replace(narrowed, exact=pushdown.exact)
+                rate = None  # the narrowed plan releases a share of its own
         self._tracer.planned(plan)
         self._tracer.searching(params.span_attributes())
-        limit = k if pushdown.exact else min(k * INEXACT_OVERFETCH, MAX_FETCH_LIMIT)
+        if pushdown.exact:
+            limit = k
+        elif rate is not None:
+            limit = rate.first_limit(k)
+        else:
+            limit = min(k * INEXACT_OVERFETCH, MAX_FETCH_LIMIT)
         fetch = _Fetch(self, subject, plan, pushdown, k, limit, _query_digest(array))
         fetch.search_params = params
+        fetch.release_rate = rate
         fetch.can_scan = self.max_scan > 0 and self.capabilities.scroll
         if pushdown.matches_nothing:
             fetch.done = True  # deny_all: the store is never touched
-        query: list[float] = array.tolist()
+        # Checked above (finite, the store's dimension): stores do not convert it again.
+        query: list[float] = CheckedVector(array.tolist())
         return fetch, query
 
     def _scan(self, fetch: _Fetch, query: list[float]) -> _Scan | None:
@@ -643,6 +709,8 @@ class Guard:
         return hit
 
     def _finish(self, fetch: _Fetch, started: float, span: Any) -> list[Hit]:
+        if fetch.release_rate is not None:
+            fetch.release_rate.observe(fetch.decided, fetch.released_in_rounds)
         released = sorted(
             fetch.released, key=lambda h: h.score, reverse=not self._lower_score_is_better
         )[: fetch.k]

@@ -400,23 +400,23 @@ def compile_section(
 
 
 LADDER = (
-    "store.search (hand filter)",
+    "raw (hand filter)",
     "store.search",
     "guard (bare)",
     "guard + provenance",
     "guard + tracing",
     "guard",
-    "guard + audit",
+    "guard (full)",
 )
 LADDER_NOTES = {
-    "raw": "baseline: `shard.query`, hand-written filter, payloads read",
-    "store.search (hand filter)": "EdgeStore.search, same hand-written filter",
-    "store.search": "EdgeStore.search, ragguard's pushed-down filter",
-    "guard (bare)": "+ plan lookup, vector checks, per-hit decision, Retrieval record",
+    "raw": "baseline: `shard.query` with the native filter the guard pushes down, payloads read",
+    "raw (hand filter)": "`shard.query` with the filter a person would write by hand",
+    "store.search": "EdgeStore.search, the pushed-down filter",
+    "guard (bare)": "**target 1**: plan lookup, vector checks, per-hit decision, Retrieval record",
     "guard + provenance": "bare + provenance verify (HMAC per hit)",
-    "guard + tracing": "bare + OTel span, 10 events, in-memory exporter",
-    "guard": "**target config**: provenance + tracing",
-    "guard + audit": "**target config** + JSONL audit (hash chain)",
+    "guard + tracing": "bare + OTel SDK span, one event per chunk, in-memory exporter",
+    "guard": "provenance + tracing",
+    "guard (full)": "**target 2**: provenance `require` + tracing + JSONL audit (hash chain)",
 }
 
 
@@ -869,13 +869,14 @@ def overhead_reading(infos: Sequence[Mapping[str, Any]]) -> str:
 
         pieces.append(
             f"{info['params']['size']:,} chunks/{info['params']['subject']}: raw "
-            f"{f['raw p50_us']:.0f} µs, guard {f['guard / raw']:.2f}x "
-            f"(+{f['guard overhead_us']:.0f} µs; EdgeStore {step('store.search (hand filter)', 'raw')}, "
-            f"filter shape {step('store.search', 'store.search (hand filter)')}, decisions and "
-            f"bookkeeping {step('guard (bare)', 'store.search')}, provenance "
+            f"{f['raw p50_us']:.0f} µs, bare guard {f['guard (bare) / raw']:.2f}x, full "
+            f"guard {f['guard (full) / raw']:.2f}x "
+            f"(+{f['guard (full) overhead_us']:.0f} µs; EdgeStore {step('store.search', 'raw')}, "
+            f"decisions and bookkeeping {step('guard (bare)', 'store.search')}, provenance "
             f"{step('guard + provenance', 'guard (bare)')}, tracing "
             f"{step('guard + tracing', 'guard (bare)')}; the audit adds "
-            f"{step('guard + audit', 'guard')})"
+            f"{step('guard (full)', 'guard')}; the hand-written filter instead of the "
+            f"pushed-down one {step('raw (hand filter)', 'raw')})"
         )
     per_hit = [
         (_figures(i).get("decide_per_hit_us"), _figures(i).get("verify_per_hit_us")) for i in infos
@@ -888,17 +889,26 @@ def overhead_reading(infos: Sequence[Mapping[str, Any]]) -> str:
         if decide and verify
         else ""
     )
-    overheads = [_figures(i)["guard overhead_us"] / 1000 for i in infos]
+    overheads = [_figures(i)["guard (full) overhead_us"] / 1000 for i in infos]
     raws = [_figures(i)["raw p50_us"] / 1000 for i in infos]
-    ratios = [_figures(i)["guard / raw"] for i in infos]
+    bare = [_figures(i)["guard (bare) / raw"] for i in infos]
+    ratios = [_figures(i)["guard (full) / raw"] for i in infos]
     checks = overhead_checks(infos)
     target = overhead_target(checks)
-    verdict = "not checked" if not checks else "met" if all(c["met"] for c in checks) else "missed"
-    target_text = f"{cell(target)}x " if target is not None else ""
+    bare_checks = [c for c in checks if c["what"].startswith("guard (bare)")]
+    full_checks = [c for c in checks if c["what"].startswith("guard (full)")]
+
+    def verdict(group: Sequence[Mapping[str, Any]]) -> str:
+        if not group:
+            return "not checked"
+        wanted = f"{cell(float(group[0]['target']))}x "
+        return wanted + ("met" if all(c["met"] for c in group) else "missed")
+
     return (
-        f"**Search overhead: target {target_text}{verdict}** "
-        f"(guard/raw {min(ratios):.2f}-{max(ratios):.2f}x). "
-        f"The guard adds {min(overheads):.2f}-{max(overheads):.2f} ms per search, roughly "
+        f"**Search overhead: bare guard target {verdict(bare_checks)} "
+        f"({min(bare):.2f}-{max(bare):.2f}x), full guard target {verdict(full_checks)} "
+        f"({min(ratios):.2f}-{max(ratios):.2f}x).** "
+        f"The full guard adds {min(overheads):.2f}-{max(overheads):.2f} ms per search, roughly "
         "constant because it works on the k hits, not on the corpus, while the raw "
         f"in-process query it is compared with takes {min(raws):.2f}-{max(raws):.2f} ms. "
         "Step by step, p50 differences in µs (noisy: single steps can come out negative) — "
@@ -924,15 +934,19 @@ def overhead_reading(infos: Sequence[Mapping[str, Any]]) -> str:
 
 
 def overhead_checks(infos: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The run's ``guard / raw (...)`` checks: the search-overhead target as benchmarked."""
+    """The run's ``guard (bare|full) / raw (...)`` checks: the search-overhead targets."""
     return [
-        c for info in infos for c in info.get("checks", []) if c["what"].startswith("guard / raw (")
+        c
+        for info in infos
+        for c in info.get("checks", [])
+        if c["what"].startswith(("guard (bare) / raw (", "guard (full) / raw ("))
     ]
 
 
 def overhead_target(checks: Sequence[Mapping[str, Any]]) -> float | None:
-    """The target those checks held the ratio to (read from the run, never retyped)."""
-    targets = {float(c["target"]) for c in checks}
+    """The full guard's target (read from the run, never retyped): the per-hit floor
+    below is the work of that configuration."""
+    targets = {float(c["target"]) for c in checks if c["what"].startswith("guard (full)")}
     return max(targets) if targets else None
 
 

@@ -55,6 +55,54 @@ def plan_kind(filter: ir.Expr) -> PlanKind:
     return "conditional"
 
 
+DECISION_MEMO_SIZE = 256
+"""Decisions a plan remembers by the typed values of the attributes it reads (see
+:func:`memo_key`); the memo is emptied when full."""
+
+_ABSENT_KEY = object()
+_MEMO_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def memo_key(metadata: Mapping[str, Any], names: tuple[str, ...]) -> tuple[object, ...] | None:
+    """What a plan's decision on ``metadata`` depends on, as a hashable key, or ``None``.
+
+    A plan decides from the values of the attributes it reads (``names``) alone, so two
+    chunks with the same values get the same decision. Values are keyed with their exact
+    type, because Python's equality is looser than a decision: ``1 == 1.0 == True`` but
+    Casbin tells ``true`` from ``1``, and ``0.0 == -0.0`` but their text differs. Only
+    ``str``, ``int``, ``bool``, ``None``, floats (keyed by their exact bits, ``hex``) and
+    flat lists of those are keyed; anything else (a nested object, a subclass) returns
+    ``None`` and is decided afresh every time.
+    """
+    key: list[object] = []
+    for name in names:
+        value = metadata.get(name, _ABSENT_KEY)
+        kind = type(value)
+        if kind in _MEMO_SCALARS or value is _ABSENT_KEY:
+            key.append(kind)
+            key.append(value)
+        elif kind is float:
+            key.append(float)
+            key.append(value.hex())
+        elif kind is list:
+            items: list[object] = [list]
+            for item in value:
+                item_kind = type(item)
+                if item_kind in _MEMO_SCALARS:
+                    items.append(item_kind)
+                    items.append(item)
+                elif item_kind is float:
+                    items.append(float)
+                    items.append(item.hex())
+                else:
+                    return None
+            key.append(list)
+            key.append(tuple(items))
+        else:
+            return None
+    return tuple(key)
+
+
 class _Deferred:
     """A reason to be worded when first read (see :class:`_Reason`)."""
 
@@ -164,8 +212,12 @@ class Plan:
     _lines: tuple[_Line, ...] = field(init=False, repr=False)
     _outcomes: tuple[Decision, ...] = field(init=False, repr=False)
     _index: LineIndex = field(init=False, repr=False)
+    _memo: dict[tuple[object, ...], Decision] = field(init=False, repr=False)
+    _memo_fields: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_memo", {})
+        object.__setattr__(self, "_memo_fields", tuple(sorted(self._fields)))
         if self._narrowing is not None:
             # A narrowed plan decides through the plan it narrows: share its lines and
             # index instead of rebuilding them on every search with a caller's filter.
@@ -285,6 +337,20 @@ class Plan:
             return Decision(False, None, self._deny_all_reason(), version)
         if type(metadata) is not dict and not isinstance(metadata, Mapping):
             return Decision(False, None, "malformed metadata: not a JSON object", version)
+        key = memo_key(metadata, self._memo_fields)
+        if key is not None:
+            known = self._memo.get(key)
+            if known is not None:
+                return known
+        decision = self._decide(metadata, version)
+        if key is not None:
+            memo = self._memo
+            if len(memo) >= DECISION_MEMO_SIZE:
+                memo.clear()  # a plan whose chunks vary that much gains nothing from it
+            memo[key] = decision
+        return decision
+
+    def _decide(self, metadata: Mapping[str, Any], version: str) -> Decision:
         try:
             md = normalize_metadata(metadata, self._fields)
         except MalformedValueError as exc:

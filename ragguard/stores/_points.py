@@ -24,12 +24,22 @@ __all__ = [
 ]
 
 
+class CheckedVector(list[float]):
+    """A list of finite Python floats the guard has already checked (``Guard._start``):
+    :func:`as_vector` passes it through when its length is the store's dimension,
+    instead of converting and checking it a second time on every search."""
+
+    __slots__ = ()
+
+
 def as_vector(vector: Sequence[float], dim: int) -> list[float]:
     """``vector`` as a list of floats, checked against the store's dimension.
 
     Raises :class:`StoreError` (the exception tree, not a bare ``ValueError``) for a
     wrong dimension or a NaN/infinity, before anything reaches the engine.
     """
+    if type(vector) is CheckedVector and len(vector) == dim:
+        return vector
     try:
         array = np.asarray(vector, dtype=np.float64)
     except (TypeError, ValueError):

@@ -147,6 +147,39 @@ def test_inexact_plan_fetches_more_rounds_until_k_authorised(store: rg.EdgeStore
     assert retrieval.withheld  # the superset's extra chunks were re-checked and withheld
 
 
+def test_inexact_plan_sizes_its_first_round_by_what_it_released(store: rg.EdgeStore) -> None:
+    """An inexact plan's first round asks for 4k until the guard has seen what share of
+    that plan's results it releases, then k / share (k while nothing was withheld);
+    the answers are the exact top-k either way."""
+    policy = rg.Policy.from_casbin(PATH_MODEL, "p, alice, ^/docs/, read\n")
+    spy = StoreSpy(store)
+    guard = rg.Guard(policy, spy, exact_search=True)
+    assert guard.plan(ALICE).exact is False  # a regex: relaxed to its prefix, re-checked
+    rng = np.random.default_rng(4)
+    first_rounds = []
+    for _ in range(3):
+        query = _vector(rng)
+        spy.search_limits.clear()
+        hits = guard.search(ALICE, query, k=10)
+        first_rounds.append(spy.search_limits[0])
+        assert [h.id for h in hits] == _brute_force_top_k(policy, ALICE, query, 10)
+    assert first_rounds == [40, 10, 10]  # every admitted chunk was released
+
+    # A plan that withholds most of what the store admits asks for more up front.
+    narrow = rg.Policy.from_casbin(PATH_MODEL, PATH_POLICY)
+    spy = StoreSpy(store)
+    guard = rg.Guard(narrow, spy, exact_search=True)
+    first_rounds = []
+    for _ in range(4):
+        query = _vector(rng)
+        spy.search_limits.clear()
+        hits = guard.search(ALICE, query, k=5)
+        first_rounds.append(spy.search_limits[0])
+        assert [h.id for h in hits] == _brute_force_top_k(narrow, ALICE, query, 5)
+    assert first_rounds[0] == 20
+    assert all(20 < limit <= 80 for limit in first_rounds[1:]), first_rounds
+
+
 def test_bounded_rounds_mark_the_retrieval_truncated(store: rg.EdgeStore) -> None:
     """When the fetch budget runs out and the exact finish is off (max_scan=0), fewer hits
     come back and the audit says truncated; with the finish on, the top-k is exact."""

@@ -150,3 +150,67 @@ def test_values_outside_json_are_refused_naming_the_field(value: Any, path: str)
 def test_tuples_and_lists_are_the_same_array() -> None:
     """A tuple canonicalises like the list a JSON store returns for it."""
     assert canonical_json({"groups": ("eng", "ops")}) == canonical_json({"groups": ["eng", "ops"]})
+
+
+# -- the orjson fast path equals the reference encoder byte for byte -------------------
+
+_REFERENCE = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+)
+
+
+def _reference_bytes(value: Any) -> bytes:
+    """The documented form written by the standard library alone (the pre-orjson path)."""
+    from ragguard._canonical import canonical_value
+
+    return _REFERENCE.encode(canonical_value(value)).encode("utf-8")
+
+
+# Every code point a user's metadata can hold (control characters, DEL, U+2028/2029,
+# non-BMP, lone surrogates), integers on both sides of orjson's 64-bit limit, and
+# nesting: what the fast path sees is the whole input space, not a friendly grammar.
+any_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=12)
+plain_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 10**400])
+    | any_text
+)
+plain_values = st.recursive(
+    plain_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(any_text, children, max_size=4)
+    ),
+    max_leaves=16,
+)
+
+
+@given(plain_values)
+def test_fast_path_matches_the_reference_encoder(value: Any) -> None:
+    """orjson writes plain trees exactly as the json encoder does, or both refuse."""
+    try:
+        expected = _reference_bytes(value)
+    except (CanonicalizationError, UnicodeEncodeError):
+        with pytest.raises(CanonicalizationError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"k": "".join(chr(c) for c in range(0x00, 0x80))},
+        {"\u2028": "\u2029", "\x7f": "\ud7ff\ue000\U0010ffff"},
+        {"big": 2**64, "small": -(2**63) - 1, "edge": [2**63 - 1, -(2**63)]},
+        {"b": 1, "a": {"d": [True, None], "c": ""}, "\U0001f600": 0, "Z": 0, "é": 0},
+    ],
+)
+def test_fast_path_on_the_edges(value: Any) -> None:
+    assert canonical_json(value) == _reference_bytes(value)
+
+
+def test_lone_surrogate_refused_on_the_fast_path() -> None:
+    with pytest.raises(CanonicalizationError, match="lone surrogate"):
+        canonical_json({"k": "a\ud800b"})
