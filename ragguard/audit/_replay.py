@@ -247,8 +247,8 @@ def withheld_by(reason: str | None) -> NotPolicy | None:
 
     ``None`` when the reason is the policy's (or there is none)::
 
-        withheld_by("screen secrets: contains an API key")   # "screen"
-        withheld_by("release budget exceeded")              # "release budget"
+        withheld_by("screen secrets: contains an API key")      # "screen"
+        withheld_by("release budget exceeded")                 # "release budget"
         withheld_by("deny line 7: p, anyone, hr, read, deny")  # None
 
     Screens, the release budget and provenance run only on chunks the policy allowed;
