@@ -29,9 +29,9 @@ index synchronously).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 __all__ = ["MAX_HNSW_EF", "SearchParams"]
 
@@ -39,6 +39,8 @@ MAX_HNSW_EF: Final = 65_536
 """The largest ``hnsw_ef`` accepted (a bound on what one query may cost)."""
 
 MAX_OVERSAMPLING: Final = 100.0
+
+_Native = TypeVar("_Native")
 
 
 @dataclass(frozen=True)
@@ -118,3 +120,32 @@ class SearchParams:
 
 
 _DEFAULT: Final = SearchParams()
+
+
+def qdrant_search_params(
+    exact: bool,
+    params: SearchParams | None,
+    search_params: Callable[..., _Native],
+    quantization_params: Callable[..., object],
+) -> _Native | None:
+    """Qdrant's search parameters for one query, built with one front end's classes.
+
+    ``qdrant-edge-py`` (EdgeStore) and ``qdrant_client.models`` (QdrantStore) name the
+    same fields on different classes: each store passes its ``SearchParams`` and
+    ``QuantizationSearchParams``. ``exact`` is the store's own exact search
+    (``Guard(exact_search=True)``), or-ed with ``params.exact``. ``None`` when nothing is
+    set: the collection's defaults apply.
+    """
+    if params is None or params.is_default:
+        return search_params(exact=True) if exact else None
+    quantization = (
+        quantization_params(rescore=params.rescore, oversampling=params.oversampling)
+        if params.quantization
+        else None
+    )
+    return search_params(
+        hnsw_ef=params.hnsw_ef,
+        exact=exact or params.exact,
+        quantization=quantization,
+        indexed_only=params.indexed_only,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,10 @@ from ragguard.subject import Subject
 __all__ = ["ReplayChange", "ReplayReport", "replay_audit_log"]
 
 Outcome = Literal["released", "withheld"]
+NotPolicy = Literal[
+    "provenance", "malformed payload", "outside the caller's filter", "screen", "release budget"
+]
+"""What withheld a chunk when its policy did not: the category of a non-policy reason."""
 
 _GET_BATCH = 256
 
@@ -65,8 +70,11 @@ class ReplayReport:
     the store no longer holds; ``skipped`` the retrievals whose subject attributes were
     not supplied (by subject id); ``attributes_changed`` the subjects whose supplied
     attributes differ from the recorded digest (replayed with the supplied ones);
-    ``not_policy`` counts chunks withheld for reasons a policy cannot change
-    (provenance, malformed payload, outside the caller's filter), which stay withheld.
+    ``not_policy`` counts the chunks withheld by something other than the policy
+    (a provenance check, a malformed payload, the caller's filter, a screen, the
+    release budget), and ``not_policy_reasons`` counts them by that check
+    (see :func:`withheld_by`): replay does not re-decide them and they are never
+    changes, because their recorded outcome was not the policy's.
     """
 
     policy_version: str
@@ -77,6 +85,7 @@ class ReplayReport:
     skipped: dict[str, int] = field(default_factory=dict)
     attributes_changed: set[str] = field(default_factory=set)
     not_policy: int = 0
+    not_policy_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def newly_released(self) -> list[ReplayChange]:
@@ -99,9 +108,10 @@ class ReplayReport:
         if self.missing:
             lines.append(f"{len(self.missing)} recorded chunk(s) are no longer in the store")
         if self.not_policy:
+            by_check = ", ".join(f"{n} {c}" for c, n in sorted(self.not_policy_reasons.items()))
             lines.append(
-                f"{self.not_policy} chunk(s) were withheld for provenance or malformed payloads; "
-                "a policy cannot release them"
+                f"{self.not_policy} chunk(s) were withheld by a check that is not a policy "
+                f"({by_check}); not re-decided and not counted as changes"
             )
         for subject_id, count in sorted(self.skipped.items()):
             lines.append(
@@ -132,6 +142,7 @@ class ReplayReport:
             "skipped": dict(sorted(self.skipped.items())),
             "attributes_changed": sorted(self.attributes_changed),
             "not_policy": self.not_policy,
+            "not_policy_reasons": dict(sorted(self.not_policy_reasons.items())),
         }
 
 
@@ -177,9 +188,11 @@ def replay_audit_log(
         for chunk in record.released:
             _replay_chunk(report, record, chunk.id, "released", chunk.rule, metadata, plan.decide)
         for withheld in record.withheld:
-            if _not_a_policy_denial(withheld.reason):
+            check = withheld_by(withheld.reason)
+            if check is not None:
                 report.chunks += 1
                 report.not_policy += 1
+                report.not_policy_reasons[check] = report.not_policy_reasons.get(check, 0) + 1
                 continue
             _replay_chunk(
                 report, record, withheld.id, "withheld", withheld.reason, metadata, plan.decide
@@ -215,10 +228,46 @@ def _fetch(store: Store, ids: Sequence[str], into: dict[str, StoredChunk | None]
             into.setdefault(chunk_id, None)
 
 
-def _not_a_policy_denial(reason: str | None) -> bool:
-    # A chunk outside the caller's where=/filter= was not asked for: no policy releases it.
-    prefixes = ("provenance:", "malformed payload", OUTSIDE_CALLER_FILTER)
-    return bool(reason) and str(reason).startswith(prefixes)
+# The reasons the guard records when something other than the policy withholds a chunk
+# (ragguard/guard.py, ragguard/budget.py, ragguard/screens/_base.py), matched by their
+# exact forms. A policy's reason names a field and then its value's repr (quoted, or a
+# list or dict) or an operator, so a field that happens to be called "screen" or
+# "release" is not mistaken for them; a screen whose name holds white space or starts
+# like a repr would be, and is re-decided as a policy denial.
+_SCREEN = re.compile(
+    r"screen [^\s'\"\[{(=<>!][^\s]*?"
+    r"(?:: |(?: failed \(\w+\)| returned \w+, not a ScreenResult); withheld$)"
+)
+_BUDGET = ("release budget exceeded", "release budget unavailable")
+_BUDGET_SCORE = "release budget: score "
+
+
+def withheld_by(reason: str | None) -> NotPolicy | None:
+    """The check other than the policy that withheld a chunk, from its recorded reason.
+
+    ``None`` when the reason is the policy's (or there is none)::
+
+        withheld_by("screen secrets: contains an API key")      # "screen"
+        withheld_by("release budget exceeded")                 # "release budget"
+        withheld_by("deny line 7: p, anyone, hr, read, deny")  # None
+
+    Screens, the release budget and provenance run only on chunks the policy allowed;
+    a malformed payload and the caller's ``where=``/``filter=`` withhold a chunk no
+    policy could release.
+    """
+    if not reason:
+        return None
+    if reason.startswith("provenance:"):
+        return "provenance"
+    if reason.startswith("malformed payload"):
+        return "malformed payload"
+    if reason.startswith(OUTSIDE_CALLER_FILTER):
+        return "outside the caller's filter"
+    if reason in _BUDGET or reason.startswith(_BUDGET_SCORE):
+        return "release budget"
+    if _SCREEN.match(reason):
+        return "screen"
+    return None
 
 
 def _replay_chunk(

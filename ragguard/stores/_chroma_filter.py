@@ -38,8 +38,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from ragguard.policy import ir
-from ragguard.policy._predicate import describe_condition
-from ragguard.stores._translate import CachingTranslator
+from ragguard.stores._translate import CachingTranslator, pushdown, relax_inexpressible
 from ragguard.stores.base import Pushdown
 
 __all__ = [
@@ -83,33 +82,14 @@ class ChromaFilterTranslator(CachingTranslator):
         super().__init__(key=repr)
 
     def _translate(self, expr: ir.Expr) -> Pushdown:
+        # Phase 1 replaces what Chroma cannot decide exactly (_inexpressible), by
+        # polarity; phase 2 builds the where document from the rest.
         relaxed: list[str] = []
-        narrowed = self._relax(expr, positive=True, relaxed=relaxed)
-        exact = not relaxed
-        if narrowed == ir.FALSE:
-            return Pushdown(native=None, exact=exact, matches_nothing=True, relaxed=tuple(relaxed))
-        if narrowed == ir.TRUE:
-            return Pushdown(native=None, exact=exact, relaxed=tuple(relaxed))
-        return Pushdown(native=self._build(narrowed, False), exact=exact, relaxed=tuple(relaxed))
+        narrowed = relax_inexpressible(expr, _inexpressible, relaxed)
+        return pushdown(narrowed, relaxed, self._where)
 
-    # -- phase 1: replace what Chroma cannot decide exactly, by polarity -------------------
-
-    def _relax(self, expr: ir.Expr, *, positive: bool, relaxed: list[str]) -> ir.Expr:
-        if isinstance(expr, ir.Const):
-            return expr
-        if isinstance(expr, ir.And):
-            return ir.and_(
-                *(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items)
-            )
-        if isinstance(expr, ir.Or):
-            return ir.or_(*(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items))
-        if isinstance(expr, ir.Not):
-            return ir.not_(self._relax(expr.item, positive=not positive, relaxed=relaxed))
-        why = _inexpressible(expr)
-        if why is None:
-            return expr
-        relaxed.append(f"{_describe(expr)} ({why})")
-        return ir.TRUE if positive else ir.FALSE
+    def _where(self, narrowed: ir.Expr) -> Where:
+        return self._build(narrowed, False)
 
     # -- phase 2: the where document, negations pushed to the atoms ----------------------------
 
@@ -206,10 +186,3 @@ def _forms(value: ir.Scalar) -> list[Any]:
     if value.is_integer() and _is_int64(int(value)):
         forms.append(int(value))
     return forms
-
-
-def _describe(expr: ir.Expr) -> str:
-    try:
-        return describe_condition(expr)
-    except Exception:  # an atom describe_condition does not know
-        return type(expr).__name__

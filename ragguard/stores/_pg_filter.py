@@ -43,8 +43,7 @@ from psycopg.types.json import Jsonb
 
 from ragguard._values import kind_of
 from ragguard.policy import ir
-from ragguard.policy._predicate import describe_condition
-from ragguard.stores._translate import CachingTranslator
+from ragguard.stores._translate import CachingTranslator, pushdown, relax_inexpressible
 from ragguard.stores.base import Pushdown
 
 __all__ = ["SAFE_KEY", "PgFilter", "PgFilterTranslator"]
@@ -73,37 +72,18 @@ class PgFilterTranslator(CachingTranslator):
         super().__init__(key=repr)
 
     def _translate(self, expr: ir.Expr) -> Pushdown:
+        # Phase 1 replaces what SQL here cannot decide exactly, by polarity; phase 2
+        # compiles the rest.
         relaxed: list[str] = []
-        narrowed = self._relax(expr, positive=True, relaxed=relaxed)
-        exact = not relaxed
-        if narrowed == ir.FALSE:
-            return Pushdown(native=None, exact=exact, matches_nothing=True, relaxed=tuple(relaxed))
-        if narrowed == ir.TRUE:
-            return Pushdown(native=None, exact=exact, relaxed=tuple(relaxed))
+        narrowed = relax_inexpressible(expr, self._inexpressible, relaxed)
+        return pushdown(narrowed, relaxed, self._where)
+
+    def _where(self, narrowed: ir.Expr) -> PgFilter:
         params: list[Any] = []
         condition = self._build(narrowed, negated=False, params=params)
-        return Pushdown(
-            native=PgFilter(condition, tuple(params)), exact=exact, relaxed=tuple(relaxed)
-        )
+        return PgFilter(condition, tuple(params))
 
-    # -- phase 1: replace what SQL here cannot decide exactly, by polarity ----------------
-
-    def _relax(self, expr: ir.Expr, *, positive: bool, relaxed: list[str]) -> ir.Expr:
-        if isinstance(expr, ir.Const):
-            return expr
-        if isinstance(expr, ir.And):
-            return ir.and_(
-                *(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items)
-            )
-        if isinstance(expr, ir.Or):
-            return ir.or_(*(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items))
-        if isinstance(expr, ir.Not):
-            return ir.not_(self._relax(expr.item, positive=not positive, relaxed=relaxed))
-        why = self._inexpressible(expr)
-        if why is None:
-            return expr
-        relaxed.append(f"{_describe(expr)} ({why})")
-        return ir.TRUE if positive else ir.FALSE
+    # -- phase 1: what SQL here cannot decide exactly --------------------------------------
 
     def _inexpressible(self, atom: ir.Expr) -> str | None:
         if not isinstance(atom, (ir.Eq, ir.In, ir.Range, ir.Exists, ir.Contains, ir.Within)):
@@ -289,10 +269,3 @@ def _number_problem(values: Sequence[ir.Scalar]) -> str | None:
         if isinstance(value, float) and not math.isfinite(value):
             return "not a finite number"
     return None
-
-
-def _describe(expr: ir.Expr) -> str:
-    try:
-        return describe_condition(expr)
-    except Exception:  # an atom describe_condition does not know
-        return type(expr).__name__

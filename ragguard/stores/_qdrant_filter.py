@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Final, Protocol
 
 from casbin.util import builtin_operators as _ops
@@ -52,7 +53,7 @@ from casbin.util import builtin_operators as _ops
 from ragguard._values import kind_of
 from ragguard.policy import ir
 from ragguard.policy._predicate import describe_condition
-from ragguard.stores._translate import CachingTranslator
+from ragguard.stores._translate import CachingTranslator, pushdown, relax
 from ragguard.stores.base import Pushdown
 
 __all__ = ["MAX_NUMERIC_ALTERNATIVES", "MAX_SUBSTRING_TEXT", "FilterBuilder", "FilterTranslator"]
@@ -142,37 +143,26 @@ class FilterTranslator(CachingTranslator):
 
     def _translate(self, expr: ir.Expr) -> Pushdown:
         relaxed: list[str] = []
-        narrowed = self._relax(expr, positive=True, relaxed=relaxed)
+        narrowed = relax(expr, partial(self._relax_atom, relaxed=relaxed))
         relaxed = list(dict.fromkeys(relaxed))  # an atom repeated in the plan, named once
-        exact = not relaxed
-        if narrowed == ir.FALSE:
-            return Pushdown(native=None, exact=exact, matches_nothing=True, relaxed=tuple(relaxed))
-        if narrowed == ir.TRUE:
-            return Pushdown(native=None, exact=exact, relaxed=tuple(relaxed))
+        return pushdown(narrowed, relaxed, self._native)
+
+    def _native(self, narrowed: ir.Expr) -> Any:
         condition = self._build(narrowed, positive=True)
         if not isinstance(narrowed, (ir.And, ir.Or, ir.Not)):  # a bare atom
             condition = self._builder.filter(must=[condition])
-        return Pushdown(native=condition, exact=exact, relaxed=tuple(relaxed))
+        return condition
 
     # -- phase 1: replace what Qdrant cannot express, by polarity ------------------------
 
-    def _relax(self, expr: ir.Expr, *, positive: bool, relaxed: list[str]) -> ir.Expr:
-        if isinstance(expr, ir.Const):
-            return expr
-        if isinstance(expr, ir.And):
-            return ir.and_(
-                *(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items)
-            )
-        if isinstance(expr, ir.Or):
-            return ir.or_(*(self._relax(i, positive=positive, relaxed=relaxed) for i in expr.items))
-        if isinstance(expr, ir.Not):
-            return ir.not_(self._relax(expr.item, positive=not positive, relaxed=relaxed))
+    def _relax_atom(self, expr: ir.Expr, positive: bool, *, relaxed: list[str]) -> ir.Expr:
+        """One atom as Qdrant can decide it (see :func:`ragguard.stores._translate.relax`)."""
         if isinstance(expr, (ir.Within, ir.Contains)) and _SIMPLE_FIELD.fullmatch(expr.field):
             bounded = _containment_bound(expr, positive=positive)
             if bounded is not None:
                 if not isinstance(expr, ir.Within):  # a bound, not an equivalent
                     relaxed.append(f"{describe_condition(expr)} (decided after the search)")
-                return self._relax(bounded, positive=positive, relaxed=relaxed)
+                return relax(bounded, partial(self._relax_atom, relaxed=relaxed), positive=positive)
         why = self._inexpressible(expr)
         if why is None:
             return expr

@@ -55,7 +55,7 @@ import qdrant_edge as qe
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
-from ragguard.search_params import SearchParams
+from ragguard.search_params import SearchParams, qdrant_search_params
 from ragguard.stores._points import as_payload, as_vector, dense_vector, stored_chunk
 from ragguard.stores._qdrant_filter import FilterTranslator
 from ragguard.stores.base import (
@@ -1048,16 +1048,4 @@ def _payload_bytes(payload: dict[str, Any]) -> int:
 
 def _edge_params(exact: bool, params: SearchParams | None) -> qe.SearchParams | None:
     """The engine's ``SearchParams`` (``None``: its defaults)."""
-    if params is None or params.is_default:
-        return qe.SearchParams(exact=True) if exact else None
-    quantization = (
-        qe.QuantizationSearchParams(rescore=params.rescore, oversampling=params.oversampling)
-        if params.quantization
-        else None
-    )
-    return qe.SearchParams(
-        hnsw_ef=params.hnsw_ef,
-        exact=exact or params.exact,
-        quantization=quantization,
-        indexed_only=params.indexed_only,
-    )
+    return qdrant_search_params(exact, params, qe.SearchParams, qe.QuantizationSearchParams)

@@ -22,7 +22,7 @@ from qdrant_client import models as qm
 
 from ragguard.exceptions import StoreError
 from ragguard.policy import ir
-from ragguard.search_params import SearchParams
+from ragguard.search_params import SearchParams, qdrant_search_params
 from ragguard.stores._points import (
     as_payload,
     as_vector,
@@ -504,16 +504,4 @@ class QdrantStore:
 
 def _client_params(exact: bool, params: SearchParams | None) -> qm.SearchParams | None:
     """``qdrant_client.models.SearchParams`` (``None``: the collection's defaults)."""
-    if params is None or params.is_default:
-        return qm.SearchParams(exact=True) if exact else None
-    quantization = (
-        qm.QuantizationSearchParams(rescore=params.rescore, oversampling=params.oversampling)
-        if params.quantization
-        else None
-    )
-    return qm.SearchParams(
-        hnsw_ef=params.hnsw_ef,
-        exact=exact or params.exact,
-        quantization=quantization,
-        indexed_only=params.indexed_only,
-    )
+    return qdrant_search_params(exact, params, qm.SearchParams, qm.QuantizationSearchParams)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_audit_v1_records import _as_v1
 from test_tracing import CORPUS, EMBEDDER, corpus_store
 
 import ragguard as rg
@@ -183,3 +184,103 @@ def test_chunks_outside_the_callers_filter_stay_withheld(
     report = replay(path, store, EVERYTHING, {"alice": ALICE})
     assert report.changes == []
     assert report.not_policy > 0
+
+
+def _withhold_everything(hit: rg.Hit) -> rg.ScreenResult:
+    return rg.ScreenResult(True, "mentions a legal hold")
+
+
+@pytest.mark.parametrize("version", [2, 1])
+def test_chunks_a_screen_withheld_are_not_policy_changes(
+    tmp_path: Path, store: InMemoryStore, version: int
+) -> None:
+    """A screen withheld chunks the policy allowed: replaying under the same (or any)
+    policy must not report them as newly released (v1 records, key ``denied``, too)."""
+    path = tmp_path / "audit.jsonl"
+    hits = record_searches(path, store, EVERYTHING, screens=[_withhold_everything])
+    assert hits == []
+    if version == 1:
+        _as_v1(path, None)
+    assert {e.record.v for e in read_audit_records(path)} == {version}
+    screened = [
+        c.id
+        for e in read_audit_records(path)
+        for c in e.record.withheld
+        if c.reason == "screen _withhold_everything: mentions a legal hold"
+    ]
+    assert screened
+    report = replay(path, store, EVERYTHING, {"alice": ALICE})
+    assert report.changes == []
+    assert report.not_policy == len(screened)
+    assert report.not_policy_reasons == {"screen": len(screened)}
+    assert report.to_json()["not_policy_reasons"] == {"screen": len(screened)}
+    assert any("screen" in line and "not a policy" in line for line in report.summary_lines())
+
+
+def test_chunks_below_the_budgets_min_score_are_not_policy_changes(
+    tmp_path: Path, store: InMemoryStore
+) -> None:
+    """``min_score`` withholds chunks the policy allowed: not a policy decision either."""
+    path = tmp_path / "audit.jsonl"
+    budget = rg.ReleaseBudget(min_score=2.0)  # above every similarity: nothing qualifies
+    assert record_searches(path, store, EVERYTHING, budget=budget) == []
+    below = [
+        c.id
+        for e in read_audit_records(path)
+        for c in e.record.withheld
+        if (c.reason or "").startswith("release budget: score")
+    ]
+    assert below
+    report = replay(path, store, EVERYTHING, {"alice": ALICE})
+    assert report.changes == []
+    assert report.not_policy_reasons == {"release budget": len(below)}
+
+
+def test_chunks_over_the_release_budget_are_not_policy_changes(
+    tmp_path: Path, store: InMemoryStore
+) -> None:
+    """A search over budget withholds everything it would have released ("release budget
+    exceeded"); under a narrower policy replay reports only the policy's own changes."""
+    path = tmp_path / "audit.jsonl"
+    policy = rg.Policy.from_casbin(MODEL, ENGINEERING_ONLY)
+    budget = rg.ReleaseBudget(max_chunks=1, window_seconds=3600)
+    with JsonlAuditLog(path) as audit:
+        guard = rg.Guard(policy, store, audit=audit, budget=budget)
+        with pytest.raises(rg.BudgetExceededError):
+            guard.search(ALICE, EMBEDDER.embed_query(QUESTIONS[1]), k=6)
+    [entry] = read_audit_records(path)
+    over = {c.id for c in entry.record.withheld if c.reason == "release budget exceeded"}
+    by_policy = {c.id for c in entry.record.withheld} - over
+    assert over
+    assert by_policy
+    report = replay(path, store, EVERYTHING, {"alice": ALICE})
+    newly_released = {c.chunk_id for c in report.newly_released}
+    assert newly_released
+    assert newly_released <= by_policy
+    assert all(dept_of(chunk) != "engineering" for chunk in newly_released)
+    assert report.newly_withheld == []
+    assert report.not_policy_reasons == {"release budget": len(over)}
+
+
+def test_a_policy_reason_about_a_field_named_screen_is_still_a_policy_denial() -> None:
+    """Reasons are classified by the exact forms the guard writes: a policy's reason
+    about a metadata field called ``screen`` is not mistaken for a screen's."""
+    from ragguard.audit._replay import withheld_by
+
+    assert withheld_by("screen {'a': 1} != {'b': 2}") is None
+    assert withheld_by("screen 'x: y' != 'z'") is None
+    assert withheld_by("screen == 'a: b' holds, which the policy excludes") is None
+    assert withheld_by("release 3 != 4") is None
+    assert withheld_by("deny line 2: p, anyone, hr, read, deny") is None
+    assert withheld_by(None) is None
+    assert withheld_by("screen secrets: contains an API key") == "screen"
+    assert withheld_by("screen judge failed (TimeoutError); withheld") == "screen"
+    assert withheld_by("screen judge returned dict, not a ScreenResult; withheld") == "screen"
+    assert withheld_by("release budget exceeded") == "release budget"
+    assert withheld_by("release budget unavailable") == "release budget"
+    assert withheld_by("release budget: score 0.1000 below min_score 0.3") == "release budget"
+    assert withheld_by("provenance: signature mismatch") == "provenance"
+    assert withheld_by("malformed payload: no usable metadata") == "malformed payload"
+    assert withheld_by("outside the caller's filter: dept 'x' != 'y'") == (
+        "outside the caller's filter"
+    )

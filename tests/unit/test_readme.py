@@ -29,6 +29,22 @@ def test_readme_test_command_is_the_one_ci_runs() -> None:
     assert ci_command in commands
 
 
+def test_ci_type_checks_every_directory_of_tests() -> None:
+    """Every directory holding tests is in .ci/run's per-directory ``mypy --strict`` loop
+    (the README promises ``mypy --strict``; a suite left out drifts unchecked)."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    [loop] = re.findall(r"^for dir in (.*); do$", ci, flags=re.M)
+    checked = set(loop.split())
+    holding_tests = {
+        path.parent.relative_to(ROOT).as_posix()
+        for top in ROOT.iterdir()
+        if top.is_dir() and not top.name.startswith(".")  # not .venv, .git
+        for path in top.rglob("test_*.py")
+    }
+    assert holding_tests
+    assert sorted(holding_tests - checked) == []
+
+
 def test_readme_demo_command_installs_and_runs_the_demo() -> None:
     """The first README command installs the package and runs `ragguard demo`."""
     first = _blocks("bash")[0].strip()

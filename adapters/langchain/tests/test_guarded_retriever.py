@@ -8,7 +8,7 @@ from uuid import UUID
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
-from langchain_core.runnables import RunnableLambda, RunnableParallel
+from langchain_core.runnables import RunnableConfig, RunnableLambda, RunnableParallel
 from qdrant_client import models as qm
 
 import ragguard as rg
@@ -26,7 +26,7 @@ def retriever(guard: rg.Guard, embedder: HashEmbedder) -> GuardedRetriever:
     return GuardedRetriever(guard=guard, embeddings=embedder, k=5)
 
 
-def _config(subject: Any) -> dict[str, Any]:
+def _config(subject: Any) -> RunnableConfig:
     return {"configurable": {"ragguard_subject": subject}}
 
 
@@ -84,7 +84,7 @@ def test_with_subject_returns_a_new_retriever_and_never_mutates(
     with pytest.raises(rg.SubjectError):
         retriever.invoke(QUESTION)
     with pytest.raises(Exception, match="frozen"):
-        retriever.subject = ALICE  # type: ignore[misc]
+        retriever.subject = ALICE
 
 
 def test_subjects_of_different_tenants_get_disjoint_documents(
@@ -333,7 +333,7 @@ def test_works_in_an_lcel_chain_and_callbacks_see_the_run(retriever: GuardedRetr
 
 def test_embeddings_must_embed(guard: rg.Guard) -> None:
     with pytest.raises(TypeError, match="lacks embed_query, aembed_query"):
-        GuardedRetriever(guard=guard, embeddings=object())
+        GuardedRetriever(guard=guard, embeddings=object())  # type: ignore[arg-type]
 
 
 def test_screen_flags_reach_the_document(guard: rg.Guard, embedder: HashEmbedder) -> None:

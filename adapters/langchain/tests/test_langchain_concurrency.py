@@ -30,7 +30,7 @@ QUESTIONS = [
 ]
 
 
-def _serial_answers(retriever: GuardedRetriever) -> dict[tuple[str, str], list[str]]:
+def _serial_answers(retriever: GuardedRetriever) -> dict[tuple[str, str], list[str | None]]:
     answers = {}
     for subject in SUBJECTS:
         for question in QUESTIONS:
@@ -39,7 +39,7 @@ def _serial_answers(retriever: GuardedRetriever) -> dict[tuple[str, str], list[s
     return answers
 
 
-def _check_distinct(answers: dict[tuple[str, str], list[str]]) -> None:
+def _check_distinct(answers: dict[tuple[str, str], list[str | None]]) -> None:
     # The test only proves something if subjects really see different chunks.
     per_subject = {
         s.id: {i for (sid, _), ids in answers.items() if sid == s.id for i in ids} for s in SUBJECTS

@@ -137,7 +137,7 @@ def _build(
     collection = f"kb-{uuid.uuid4().hex[:8]}"
     connection = _connection(location, tmp_path)
     ids = [str(d.id) for d in documents]
-    options = dict(layout.options)
+    options: dict[str, Any] = dict(layout.options)  # keyword arguments of several types
     if constructor == "from_texts":
         store = QdrantVectorStore.from_texts(
             [d.page_content for d in documents],
@@ -273,7 +273,7 @@ def test_caller_filters_async_batch_and_sixteen_threads_stay_exact(
         assert checked > len(SUBJECTS) * len(QUESTIONS) * K  # the filters leave real work
 
         # async and batch give the same answers
-        async def run_async() -> list[list[str]]:
+        async def run_async() -> list[list[str | None]]:
             calls = [
                 retriever.with_subject(s).ainvoke(q, filter=filters[1][0])
                 for s in SUBJECTS

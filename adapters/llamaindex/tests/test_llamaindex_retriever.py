@@ -14,7 +14,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.embeddings import BaseEmbedding
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, TextNode
 from qdrant_client import QdrantClient
 
 import ragguard as rg
@@ -118,7 +118,7 @@ def test_no_subject_is_refused_before_any_store_call(
             calls.append(1)
             return store.search(*args, **kwargs)
 
-    guard = rg.Guard(li_guard.policy, Counting())  # type: ignore[arg-type]
+    guard = rg.Guard(li_guard.policy, Counting())
     retriever = GuardedRetriever(guard, embed_model=embedder)
     with pytest.raises(rg.SubjectError, match="no subject"):
         retriever.retrieve(QUESTIONS[0])
@@ -210,11 +210,13 @@ def _llamaindex_collection(*, named: bool = False) -> tuple[Any, Any]:
     if named:
         client.create_collection(
             "li_docs",
-            vectors_config={"text-dense": models.VectorParams(size=4, distance="Cosine")},
+            vectors_config={
+                "text-dense": models.VectorParams(size=4, distance=models.Distance.COSINE)
+            },
         )
     # index_doc_id=False: local mode has no payload indexes (qdrant-client warns)
     vector_store = QdrantVectorStore(client=client, collection_name="li_docs", index_doc_id=False)
-    nodes = [
+    nodes: list[BaseNode] = [
         TextNode(
             id_=f"00000000-0000-0000-0000-00000000000{i}", text=text, metadata=md, embedding=vector
         )
@@ -278,6 +280,7 @@ def test_chunks_ragguard_writes_in_the_llamaindex_layout_are_read_by_llamaindex(
     store = rg.QdrantStore(client=client, collection="li_docs", layout="llamaindex")
     store.upsert([rg.Chunk("new memo", {"dept": "legal"}, [0, 0, 1.0, 0], id="new")])
     [stored] = store.get(["new"])
+    assert stored.metadata is not None
     assert (stored.text, stored.metadata["dept"]) == ("new memo", "legal")
     result = vector_store.query(
         VectorStoreQuery(query_embedding=[0, 0, 1.0, 0], similarity_top_k=1)
