@@ -475,7 +475,7 @@ class Guard:
         """
         started = time.perf_counter()
         with self._tracer.retrieval(subject, k) as span:
-            fetch, query = self._start(subject, vector, k, action, where, search_params)
+            fetch, query = self._start(span, subject, vector, k, action, where, search_params)
             while (limit := fetch.next_limit()) is not None:
                 fetch.feed(self._store_search(query, limit, fetch.pushdown, fetch.search_params))
             scan = self._scan(fetch, query)
@@ -501,7 +501,7 @@ class Guard:
         """Async :meth:`search`: uses the store's ``asearch`` if it has one, else a thread."""
         started = time.perf_counter()
         with self._tracer.retrieval(subject, k) as span:
-            fetch, query = self._start(subject, vector, k, action, where, search_params)
+            fetch, query = self._start(span, subject, vector, k, action, where, search_params)
             while (limit := fetch.next_limit()) is not None:
                 if self.capabilities.asearch:
                     results = await self._store_asearch(
@@ -525,6 +525,7 @@ class Guard:
 
     def _start(
         self,
+        span: Any,
         subject: Subject,
         vector: Sequence[float],
         k: int,
@@ -544,8 +545,9 @@ class Guard:
                 pushdown = self._pushdown_for(narrowed)
                 plan = dataclasses.replace(narrowed, exact=pushdown.exact)
                 rate = None  # the narrowed plan releases a share of its own
-        self._tracer.planned(plan)
-        self._tracer.searching(params.span_attributes())
+        self._tracer.planned(span, plan)
+        if span.is_recording():
+            self._tracer.searching(span, params.span_attributes())
         if pushdown.exact:
             limit = k
         elif rate is not None:

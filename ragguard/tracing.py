@@ -65,6 +65,7 @@ import json
 import logging
 import traceback
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -100,6 +101,9 @@ PSEUDONYM_LENGTH = 32
 _WITHHELD = "(message not recorded: it is not a ragguard error; capture_content=True records it)"
 
 logger = logging.getLogger("ragguard")
+
+_NOT_RECORDING: AbstractContextManager[Span] = contextlib.nullcontext(trace.INVALID_SPAN)
+"""What :meth:`RetrievalTracer.retrieval` returns when nothing can record (reusable)."""
 
 
 def _version() -> str:
@@ -172,7 +176,20 @@ class RetrievalTracer:
             raise ValueError("pseudonymize_key must not be empty (pass None to export ids)")
         self._pseudonymize_key = pseudonymize_key
         self._static = {"gen_ai.operation.name": "retrieval", **_store_attributes(data_source)}
+        self._provider = tracer_provider
         self._tracer = trace.get_tracer("ragguard", _version(), tracer_provider=tracer_provider)
+
+    def recording(self) -> bool:
+        """Whether a span can record anything: ``False`` while the provider is the
+        OpenTelemetry API's default (no SDK configured, the global proxy) or a NoOp one.
+
+        Checked on every search, so a provider configured later (``set_tracer_provider``)
+        is used from the next search on; until then a search builds no span at all.
+        """
+        provider = self._provider
+        if provider is None or isinstance(provider, trace.ProxyTracerProvider):
+            provider = trace.get_tracer_provider()
+        return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
     def subject_attribute(self, subject_id: str) -> tuple[str, str]:
         """``("enduser.id", id)``, or ``("enduser.pseudo.id", pseudonym)`` when keyed."""
@@ -180,10 +197,16 @@ class RetrievalTracer:
             return "enduser.id", subject_id
         return "enduser.pseudo.id", pseudonymize(subject_id, self._pseudonymize_key)
 
-    @contextlib.contextmanager
-    def retrieval(self, subject: Subject | None, k: object) -> Iterator[Span]:
+    def retrieval(self, subject: Subject | None, k: object) -> AbstractContextManager[Span]:
         """A span around one search; an exception sets ``error.type``, the status and an
-        exception event, then propagates."""
+        exception event, then propagates. Without a recording provider (see
+        :meth:`recording`), a shared non-recording span and no context change."""
+        if not self.recording():
+            return _NOT_RECORDING
+        return self._retrieval(subject, k)
+
+    @contextlib.contextmanager
+    def _retrieval(self, subject: Subject | None, k: object) -> Iterator[Span]:
         with self._tracer.start_as_current_span(
             SPAN_NAME,
             kind=trace.SpanKind.INTERNAL,
@@ -222,9 +245,8 @@ class RetrievalTracer:
             )
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))
 
-    def planned(self, plan: Plan) -> None:
-        """Attach the plan to the current span."""
-        span = trace.get_current_span()
+    def planned(self, span: Span, plan: Plan) -> None:
+        """Attach the plan to the search's span."""
         if not span.is_recording():
             return
         self._safely(
@@ -237,9 +259,8 @@ class RetrievalTracer:
             },
         )
 
-    def searching(self, attributes: dict[str, Any]) -> None:
-        """Attach the search parameters (``ragguard.search.*``) to the current span."""
-        span = trace.get_current_span()
+    def searching(self, span: Span, attributes: dict[str, Any]) -> None:
+        """Attach the search parameters (``ragguard.search.*``) to the search's span."""
         if span.is_recording():
             self._safely(span.set_attributes, attributes)
 

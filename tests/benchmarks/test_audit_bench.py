@@ -136,7 +136,7 @@ def test_verification_throughput(benchmark: Any, tmp_path: Path) -> None:
 
 def _trace_one(tracer: RetrievalTracer, retrieval: Retrieval) -> None:
     with tracer.retrieval(retrieval.subject, retrieval.k) as span:
-        tracer.planned(retrieval.plan)
+        tracer.planned(span, retrieval.plan)
         tracer.finished(span, retrieval)
 
 

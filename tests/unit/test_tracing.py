@@ -250,9 +250,80 @@ def test_a_failing_exporter_never_fails_a_search(store: InMemoryStore, policy: r
 def test_no_tracer_provider_means_no_spans_and_no_cost(
     store: InMemoryStore, policy: rg.Policy
 ) -> None:
-    """Without a provider (and none installed globally) searches work and record nothing."""
+    """Without a provider (and none installed globally) searches work and build no span:
+    the tracer hands out one shared non-recording context and touches no OTel context."""
     guard = rg.Guard(policy, store)
+    tracer = guard._tracer
+    assert tracer.recording() is False
+    assert tracer.retrieval(ALICE, 3) is tracer.retrieval(ALICE, 3)
     assert len(guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)) == 3
+
+
+def test_a_noop_provider_never_writes_to_the_callers_span(
+    store: InMemoryStore, policy: rg.Policy
+) -> None:
+    """A guard told not to trace (NoOp provider) inside an application's recording span
+    leaves that span as it was: no ragguard attributes or events on someone else's span."""
+    from opentelemetry.trace import NoOpTracerProvider
+
+    provider, exporter = in_memory_tracing()
+    guard = rg.Guard(policy, store, tracer_provider=NoOpTracerProvider())
+    with provider.get_tracer("app").start_as_current_span("app.request"):
+        assert len(guard.search(ALICE, EMBEDDER.embed_query(QUESTION), k=3)) == 3
+    [span] = exporter.get_finished_spans()
+    assert span.name == "app.request"
+    assert not any(key.startswith(("ragguard.", "gen_ai.")) for key in span.attributes or {})
+    assert not span.events
+
+
+def test_a_global_provider_set_later_is_used_from_the_next_search() -> None:
+    """tracer_provider=None follows the global provider: set after the guard was made
+    (as applications often do), the next search records its span. In a fresh process:
+    OpenTelemetry lets the global provider be set once."""
+    import subprocess
+    import sys
+    import textwrap
+
+    program = textwrap.dedent(
+        """
+        import ragguard as rg
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+        from ragguard.testing import HashEmbedder, InMemoryStore, sample_corpus
+
+        embedder = HashEmbedder(dim=32)
+        store = InMemoryStore(32, pushdown="none")
+        docs = sample_corpus()
+        vectors = embedder.embed_documents([d.text for d in docs])
+        store.upsert(d.to_chunk(v) for d, v in zip(docs, vectors))
+        policy = rg.Policy.from_casbin(
+            "[request_definition]\\nr = sub, obj, act\\n[policy_definition]\\np = sub, act\\n"
+            "[policy_effect]\\ne = some(where (p.eft == allow))\\n"
+            "[matchers]\\nm = r.act == p.act\\n",
+            "p, anyone, read\\n",
+        )
+        guard = rg.Guard(policy, store)
+        alice = rg.Subject(id="alice")
+        query = embedder.embed_query("billing")
+        guard.search(alice, query, k=2)
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        guard.search(alice, query, k=2)
+        names = [span.name for span in exporter.get_finished_spans()]
+        print(names)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", program], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['ragguard.retrieve']"
 
 
 def test_empty_pseudonymisation_key_is_rejected() -> None:
