@@ -629,7 +629,7 @@ class Guard:
 
     def _usable_params(self, params: SearchParams, error: type[Exception]) -> SearchParams:
         """``params``, unless they need a store that takes only ``exact``."""
-        if not self.capabilities.search_params and _beyond_exact(params):
+        if not self.capabilities.search_params and params.beyond_exact:
             raise error(
                 f"{type(self.store).__name__} takes no search_params (only exact): "
                 "hnsw_ef, rescore, oversampling and indexed_only cannot apply"
@@ -639,7 +639,7 @@ class Guard:
     def _store_kwargs(self, params: SearchParams) -> dict[str, Any]:
         # A store that does not declare StoreCapabilities(search_params=True) gets
         # `exact` only; _usable_params refused anything more.
-        if self.capabilities.search_params and _beyond_exact(params):
+        if self.capabilities.search_params and params.beyond_exact:
             return {"exact": params.exact, "search_params": params}
         return {"exact": params.exact}
 
@@ -859,8 +859,3 @@ def _data_version(store: object) -> str | None:
     except Exception:  # a failing property must not fail a retrieval that already ran
         return None
     return version if isinstance(version, str) and version else None
-
-
-def _beyond_exact(params: SearchParams) -> bool:
-    """Whether ``params`` set anything besides ``exact``."""
-    return not dataclasses.replace(params, exact=False).is_default

@@ -101,6 +101,17 @@ class SearchParams:
         return self == _DEFAULT
 
     @property
+    def beyond_exact(self) -> bool:
+        """Whether anything besides ``exact`` is set (what only stores that declare
+        ``StoreCapabilities(search_params=True)`` can take)."""
+        return (
+            self.hnsw_ef is not None
+            or self.rescore is not None
+            or self.oversampling is not None
+            or self.indexed_only
+        )
+
+    @property
     def quantization(self) -> bool:
         """Whether a quantization field (``rescore``, ``oversampling``) is set."""
         return self.rescore is not None or self.oversampling is not None

@@ -358,3 +358,23 @@ def test_declaring_search_params_without_the_keyword_is_refused(
 
     with pytest.raises(TypeError, match="declares search_params=True"):
         rg.Guard(POLICY, Claims(store))
+
+
+@pytest.mark.parametrize(
+    ("params", "beyond"),
+    [
+        (rg.SearchParams(), False),
+        (rg.SearchParams(exact=True), False),
+        (rg.SearchParams(hnsw_ef=64), True),
+        (rg.SearchParams(rescore=False), True),
+        (rg.SearchParams(oversampling=2.0), True),
+        (rg.SearchParams(indexed_only=True), True),
+    ],
+)
+def test_beyond_exact_is_every_field_but_exact(params: rg.SearchParams, beyond: bool) -> None:
+    """The guard asks this on every search (a store without search_params gets exact only)."""
+    assert params.beyond_exact is beyond
+    # The same as "anything but exact differs from the defaults", over every field.
+    others = {f.name for f in dataclasses.fields(params)} - {"exact"}
+    default = rg.SearchParams()
+    assert beyond == any(getattr(params, n) != getattr(default, n) for n in others)
