@@ -55,7 +55,7 @@ def plan_kind(filter: ir.Expr) -> PlanKind:
     return "conditional"
 
 
-DECISION_MEMO_SIZE = 256
+DECISION_MEMO_SIZE = 128
 """Decisions a plan remembers by the typed values of the attributes it reads (see
 :func:`memo_key`); the memo is emptied when full."""
 
