@@ -146,7 +146,8 @@ class _Fetch:
     pushdown: Pushdown
     k: int
     limit: int
-    query_digest: str
+    query: npt.NDArray[np.float64]
+    """The checked query vector: its digest goes into the Retrieval record."""
     released: list[Hit] = field(default_factory=list)
     withheld: list[Hit] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
@@ -554,7 +555,7 @@ class Guard:
             limit = rate.first_limit(k)
         else:
             limit = min(k * INEXACT_OVERFETCH, MAX_FETCH_LIMIT)
-        fetch = _Fetch(self, subject, plan, pushdown, k, limit, _query_digest(array))
+        fetch = _Fetch(self, subject, plan, pushdown, k, limit, array)
         fetch.search_params = params
         fetch.release_rate = rate
         fetch.can_scan = self.max_scan > 0 and self.capabilities.scroll
@@ -733,13 +734,30 @@ class Guard:
                     for hit in released
                 ]
                 released = []
+        if self.audit is not None or span.is_recording():
+            # The record is for tracing and audit: with neither, nothing would read it.
+            self._record(fetch, started, span, released, withheld)
+        if budget_error is not None:
+            self._tracer.budget_exceeded(span, budget_error)
+            raise budget_error
+        return released
+
+    def _record(
+        self,
+        fetch: _Fetch,
+        started: float,
+        span: Any,
+        released: list[Hit],
+        withheld: list[Hit],
+    ) -> None:
+        """The Retrieval record of one search, to the span and the audit sink."""
         retrieval = Retrieval(
             decision_id=str(uuid.uuid4()),
             started_at=datetime.now(timezone.utc),
             subject=fetch.subject,
             plan=fetch.plan,
             k=fetch.k,
-            query_digest=fetch.query_digest,
+            query_digest=_query_digest(fetch.query),
             released=tuple(released),
             withheld=tuple(withheld),
             rounds=fetch.rounds,
@@ -761,10 +779,6 @@ class Guard:
                     ) from exc
                 logger.warning("ragguard: audit write failed (%s); retrieval continues", detail)
                 self._tracer.audit_failed(span, exc)
-        if budget_error is not None:
-            self._tracer.budget_exceeded(span, budget_error)
-            raise budget_error
-        return released
 
     # -- input checks ----------------------------------------------------------------------
 
