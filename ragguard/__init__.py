@@ -11,11 +11,8 @@ is re-checked exactly, its provenance verified, and every retrieval traced and a
     hits = guard.search(rg.Subject(id="alice", attributes={"clearance": 2}), vector, k=5)
 """
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _distribution_version
 from typing import TYPE_CHECKING, Any
 
-from ragguard.audit import JsonlAuditLog
 from ragguard.budget import (
     BudgetBackend,
     InMemoryBudgetBackend,
@@ -40,39 +37,60 @@ from ragguard.guard import Guard
 from ragguard.policy import Decision, Plan, Policy
 from ragguard.provenance import Ingestor, ProvenanceCheck, Signer
 from ragguard.results import AuditSink, Hit, ProvenanceVerdict, ProvenanceVerifier, Retrieval
-from ragguard.screens import PromptInjectionScreen, Screen, ScreenResult, SecretsScreen
+from ragguard.screens import Screen, ScreenResult
 from ragguard.search_params import SearchParams
 from ragguard.stores.base import Chunk, IndexSpec, Pushdown, Store, StoreCapabilities, StoredChunk
 from ragguard.stores.edge import EdgeStore
 from ragguard.subject import Subject
 
-try:
-    __version__: str = _distribution_version("ragguard")
-except PackageNotFoundError:  # pragma: no cover - imported from a source tree, not installed
-    __version__ = "0+unknown"
-
 if TYPE_CHECKING:
+    from ragguard.audit import JsonlAuditLog
+    from ragguard.screens import PromptInjectionScreen, SecretsScreen
     from ragguard.stores.chroma import ChromaStore
     from ragguard.stores.pgvector import PgVectorStore
     from ragguard.stores.qdrant import QdrantStore
 
+    __version__: str
+
+# Imported when first named, so that `import ragguard` stays cheap: the optional stores'
+# client libraries (qdrant-client, psycopg, chromadb), the audit log (pydantic), and the
+# screens' compiled patterns are not needed by a program that only searches.
+_LAZY: dict[str, str] = {
+    "ChromaStore": "ragguard.stores.chroma",
+    "JsonlAuditLog": "ragguard.audit._log",
+    "PgVectorStore": "ragguard.stores.pgvector",
+    "PromptInjectionScreen": "ragguard.screens._injection",
+    "QdrantStore": "ragguard.stores.qdrant",
+    "SecretsScreen": "ragguard.screens._secrets",
+}
+
+
+def _installed_version() -> str:
+    # importlib.metadata costs ~30 ms to import: read it when the version is asked for.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ragguard")
+    except PackageNotFoundError:  # pragma: no cover - imported from a source tree
+        return "0+unknown"
+
 
 def __getattr__(name: str) -> Any:
-    # Optional stores import their client library only when named: `import ragguard`
-    # never imports psycopg, chromadb or qdrant-client.
-    if name == "PgVectorStore":
-        from ragguard.stores.pgvector import PgVectorStore
+    if name == "__version__":
+        value: Any = _installed_version()
+    else:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'ragguard' has no attribute {name!r}")
+        import importlib
 
-        return PgVectorStore
-    if name == "ChromaStore":  # chromadb likewise
-        from ragguard.stores.chroma import ChromaStore
+        value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups find it without calling __getattr__
+    return value
 
-        return ChromaStore
-    if name == "QdrantStore":  # qdrant-client is imported only when the store is named
-        from ragguard.stores.qdrant import QdrantStore
 
-        return QdrantStore
-    raise AttributeError(f"module 'ragguard' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

@@ -20,7 +20,6 @@ Any failure releases nothing: the caller gets an exception from
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import logging
@@ -509,6 +508,8 @@ class Guard:
                         query, limit, fetch.pushdown, fetch.search_params
                     )
                 else:
+                    import asyncio  # here, not at module level: ~15 ms off `import ragguard`
+
                     results = await asyncio.to_thread(
                         self._store_search, query, limit, fetch.pushdown, fetch.search_params
                     )
@@ -607,6 +608,8 @@ class Guard:
             store = cast(AsyncScrollingStore, self.store)
             return await self._store_acall("scroll", store.ascroll(pushdown, limit, offset))
         scroll = cast(ScrollingStore, self.store).scroll
+        import asyncio  # see asearch
+
         return await asyncio.to_thread(self._store_call, "scroll", scroll, pushdown, limit, offset)
 
     async def _store_avectors(self, ids: list[str]) -> dict[str, list[float]]:
@@ -615,6 +618,8 @@ class Guard:
             store = cast(AsyncScrollingStore, self.store)
             return await self._store_acall("vectors", store.avectors(ids))
         vectors = cast(ScrollingStore, self.store).vectors
+        import asyncio  # see asearch
+
         return await asyncio.to_thread(self._store_call, "vectors", vectors, ids)
 
     def _call_params(self, search_params: SearchParams | Mapping[str, Any] | None) -> SearchParams:

@@ -17,24 +17,66 @@ and rule (released) or the reason (withheld). Never chunk text, never query text
 The command line has ``ragguard audit verify | export | replay`` (see ``docs/audit.md``).
 """
 
-from ragguard.audit._export import export_records, to_ocsf
-from ragguard.audit._files import audit_files
-from ragguard.audit._log import JsonlAuditLog
-from ragguard.audit._record import (
-    GENESIS_HASH,
-    AuditRecord,
-    PlanSummary,
-    ReleasedChunk,
-    WithheldChunk,
-)
-from ragguard.audit._replay import ReplayChange, ReplayReport, replay_audit_log
-from ragguard.audit._verify import (
-    AuditBreak,
-    AuditEntry,
-    AuditVerification,
-    read_audit_records,
-    verify_audit_log,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ragguard.audit._export import export_records, to_ocsf
+    from ragguard.audit._files import audit_files
+    from ragguard.audit._log import JsonlAuditLog
+    from ragguard.audit._record import (
+        GENESIS_HASH,
+        AuditRecord,
+        PlanSummary,
+        ReleasedChunk,
+        WithheldChunk,
+    )
+    from ragguard.audit._replay import ReplayChange, ReplayReport, replay_audit_log
+    from ragguard.audit._verify import (
+        AuditBreak,
+        AuditEntry,
+        AuditVerification,
+        read_audit_records,
+        verify_audit_log,
+    )
+
+# Each name is imported from its module when first used: `import ragguard` does not
+# load the records' pydantic models, and writing a log does not load replay or export
+# (replay pulls in the policy engine and the stores).
+_LAZY: dict[str, str] = {
+    "GENESIS_HASH": "ragguard.audit._record",
+    "AuditBreak": "ragguard.audit._verify",
+    "AuditEntry": "ragguard.audit._verify",
+    "AuditRecord": "ragguard.audit._record",
+    "AuditVerification": "ragguard.audit._verify",
+    "JsonlAuditLog": "ragguard.audit._log",
+    "PlanSummary": "ragguard.audit._record",
+    "ReleasedChunk": "ragguard.audit._record",
+    "ReplayChange": "ragguard.audit._replay",
+    "ReplayReport": "ragguard.audit._replay",
+    "WithheldChunk": "ragguard.audit._record",
+    "audit_files": "ragguard.audit._files",
+    "export_records": "ragguard.audit._export",
+    "read_audit_records": "ragguard.audit._verify",
+    "replay_audit_log": "ragguard.audit._replay",
+    "to_ocsf": "ragguard.audit._export",
+    "verify_audit_log": "ragguard.audit._verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ragguard.audit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups find it without calling __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "GENESIS_HASH",

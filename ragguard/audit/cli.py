@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ragguard._cli import (
     EXIT_FAILED,
@@ -34,15 +34,12 @@ from ragguard._cli import (
     load_policy,
     subject_argument,
 )
-from ragguard.audit._export import export_records, parse_time, select_records
-from ragguard.audit._replay import replay_audit_log
-from ragguard.audit._verify import (
-    AuditEntry,
-    AuditVerification,
-    read_audit_records,
-    verify_audit_log,
-)
-from ragguard.subject import Subject
+
+# The audit modules are imported by the command that runs, not by `ragguard --help`
+# (records, export and replay cost ~100 ms to import).
+if TYPE_CHECKING:
+    from ragguard.audit._verify import AuditEntry, AuditVerification
+    from ragguard.subject import Subject
 
 __all__ = ["DEFAULT_KEY_ENV", "register"]
 
@@ -175,6 +172,9 @@ def _key(args: argparse.Namespace) -> bytes | None:
 
 
 def _entries(args: argparse.Namespace, subject: str | None = None) -> Iterator[AuditEntry]:
+    from ragguard.audit._export import parse_time, select_records
+    from ragguard.audit._verify import read_audit_records
+
     try:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
@@ -198,6 +198,8 @@ def _verification_json(result: AuditVerification) -> dict[str, Any]:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
+    from ragguard.audit._verify import verify_audit_log
+
     try:
         result = verify_audit_log(
             args.paths,
@@ -224,6 +226,9 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    from ragguard.audit._export import export_records
+    from ragguard.audit._verify import verify_audit_log
+
     key = _key(args)
     entries = _entries(args, subject=args.subject)
     if args.verify:
@@ -272,6 +277,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     entries = _entries(args)
     if not args.store.is_dir():
         raise CliUsageError(f"--store {args.store}: no such store directory")
+    from ragguard.audit._replay import replay_audit_log
     from ragguard.stores.edge import EdgeStore
 
     store = EdgeStore.open(str(args.store))

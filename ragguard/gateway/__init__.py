@@ -16,9 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ragguard.exceptions import MissingDependencyError
-from ragguard.gateway._config import GatewayConfig, load_config, parse_config
 
 if TYPE_CHECKING:
+    from ragguard.gateway._config import GatewayConfig, load_config, parse_config
     from ragguard.gateway._factory import build_guard, build_service, create_app
     from ragguard.gateway._identity import Identity, JwtVerifier
 
@@ -32,6 +32,10 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
+
+# The configuration model (pydantic) is imported when first named, so that `ragguard
+# --help`, which imports this package for its command, does not pay for it.
+_CONFIG = {"GatewayConfig", "load_config", "parse_config"}
 
 _LAZY = {
     "create_app": "ragguard.gateway._factory",
@@ -60,10 +64,18 @@ def require_gateway_dependencies() -> None:
 def __getattr__(name: str) -> Any:
     # The web stack is imported only when used: `import ragguard.gateway` (for its
     # configuration model) needs neither starlette nor PyJWT.
+    import importlib
+
+    if name in _CONFIG:
+        value = getattr(importlib.import_module("ragguard.gateway._config"), name)
+        globals()[name] = value  # later look-ups find it without calling __getattr__
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'ragguard.gateway' has no attribute {name!r}")
     require_gateway_dependencies()
-    import importlib
-
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -15,9 +15,38 @@ the hit. With no screens the guard does no screening work. The guide, with measu
 precision and recall, is ``docs/screens-and-budgets.md``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ragguard.screens._base import Screen, ScreenAction, ScreenResult
-from ragguard.screens._injection import PromptInjectionScreen, Signal
-from ragguard.screens._secrets import Finding, SecretsScreen
+
+if TYPE_CHECKING:
+    from ragguard.screens._injection import PromptInjectionScreen, Signal
+    from ragguard.screens._secrets import Finding, SecretsScreen
+
+# The screens compile their patterns when their module is imported (~25 ms for the
+# injection screen): that happens when a screen is first named, not at `import ragguard`.
+_LAZY: dict[str, str] = {
+    "Finding": "ragguard.screens._secrets",
+    "PromptInjectionScreen": "ragguard.screens._injection",
+    "SecretsScreen": "ragguard.screens._secrets",
+    "Signal": "ragguard.screens._injection",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ragguard.screens' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups find it without calling __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Finding",
