@@ -412,7 +412,7 @@ LADDER_NOTES = {
     "raw": "baseline: `shard.query` with the native filter the guard pushes down, payloads read",
     "raw (hand filter)": "`shard.query` with the filter a person would write by hand",
     "store.search": "EdgeStore.search, the pushed-down filter",
-    "guard (bare)": "**target 1**: plan lookup, vector checks, per-hit decision, Retrieval record",
+    "guard (bare)": "**target 1**: plan lookup, vector check, per-hit decision (no record: nothing reads it)",
     "guard + provenance": "bare + provenance verify (HMAC per hit)",
     "guard + tracing": "bare + OTel SDK span, one event per chunk, in-memory exporter",
     "guard": "provenance + tracing",
