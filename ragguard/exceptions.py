@@ -10,6 +10,7 @@ Catch :class:`RagGuardError` to handle them all; catch a subclass to handle one 
     │   └── IdentityError           a bearer token could not be verified (gateway: 401)
     ├── QueryError                  a bad query vector or k
     ├── StoreError                  the vector store failed or answered nonsense
+    │   └── ReplicaInUseError       another process holds this read-replica directory
     ├── ProvenanceError             signing or verification could not be carried out
     ├── AuditError                  an audit record could not be written or verified
     ├── BudgetError                 the release budget could not be checked (backend failed)
@@ -49,6 +50,7 @@ __all__ = [
     "ProvenanceError",
     "QueryError",
     "RagGuardError",
+    "ReplicaInUseError",
     "StoreError",
     "SubjectError",
     "UnsupportedPolicyError",
@@ -97,6 +99,12 @@ class StoreError(RagGuardError):
     Also raised before a write for data no store can hold: a vector of the wrong
     dimension or with NaN/infinity, or an unusable chunk id.
     """
+
+
+class ReplicaInUseError(StoreError):
+    """``EdgeStore.open_replica`` was given a directory another process (or another open
+    store) holds: each worker needs its own replica directory. The gateway takes the
+    next free slot when it sees this."""
 
 
 class ProvenanceError(RagGuardError):

@@ -13,15 +13,12 @@ import threading
 from pathlib import Path
 
 import ragguard as rg
-from ragguard.exceptions import ConfigError, StoreError
+from ragguard.exceptions import ConfigError, ReplicaInUseError, StoreError
 from ragguard.gateway._config import StoreSettings
 
 __all__ = ["ReplicaRefresher", "open_worker_replica"]
 
 logger = logging.getLogger("ragguard.gateway")
-
-_IN_USE = "in use by another process"
-"""What ``EdgeStore.open_replica`` says when another process holds a slot's lock."""
 
 
 def open_worker_replica(settings: StoreSettings) -> tuple[rg.EdgeStore, str]:
@@ -34,10 +31,8 @@ def open_worker_replica(settings: StoreSettings) -> tuple[rg.EdgeStore, str]:
             store = rg.EdgeStore.open_replica(
                 Path(settings.replicas) / slot, source=settings.snapshots
             )
-        except StoreError as exc:
-            if _IN_USE in str(exc):
-                continue  # another worker serves this slot
-            raise
+        except ReplicaInUseError:
+            continue  # another worker serves this slot
         return store, slot
     raise ConfigError(
         f"[store] all {settings.max_replicas} replica slots under {settings.replicas} are in "

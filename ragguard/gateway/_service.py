@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -132,9 +131,10 @@ class GatewayService:
     def replica(self) -> str | None:
         """The replica slot this process serves (``w0``, ``w1``...), else ``None``."""
         store = self.guard.store
-        if isinstance(store, rg.EdgeStore) and store.is_replica:
-            # A replica serves <replicas>/<slot>/<version> (see _replica.py).
-            return Path(store.path).parent.name
+        if isinstance(store, rg.EdgeStore):
+            directory = store.replica_dir
+            if directory is not None:
+                return directory.name
         return None
 
     def close(self) -> None:

@@ -53,7 +53,7 @@ from typing import Any, Final, cast
 import numpy as np
 import qdrant_edge as qe
 
-from ragguard.exceptions import StoreError
+from ragguard.exceptions import ReplicaInUseError, StoreError
 from ragguard.policy import ir
 from ragguard.search_params import SearchParams, qdrant_search_params
 from ragguard.stores._points import as_payload, as_vector, dense_vector, stored_chunk
@@ -494,6 +494,12 @@ class EdgeStore:
         return self._replica is not None
 
     @property
+    def replica_dir(self) -> Path | None:
+        """The directory this replica was opened in (``open_replica(path, ...)``; the
+        shard it serves is a version folder inside it), ``None`` for a primary."""
+        return None if self._replica is None else self._replica.path
+
+    @property
     def data_version(self) -> str | None:
         """The snapshot version this store serves: ``None`` for a primary (not a replica).
 
@@ -849,7 +855,7 @@ class _ReplicaState:
         except OSError:
             os.close(self._lock_fd)
             self._lock_fd = None
-            raise StoreError(
+            raise ReplicaInUseError(
                 f"the replica directory {path} is in use by another process or store; "
                 "give each worker its own replica directory"
             ) from None

@@ -78,8 +78,11 @@ def test_a_replica_serves_the_snapshot_and_names_its_version(
     assert primary.data_version is None
     assert not primary.is_replica
     primary.upsert(_chunks(2, n=POINTS + 10))  # after the snapshot: not in the replica
+    assert primary.replica_dir is None
     with rg.EdgeStore.open_replica(tmp_path / "r1", source=tmp_path / "snaps") as replica:
         assert replica.is_replica
+        assert replica.replica_dir == tmp_path / "r1"
+        assert replica.path.parent == tmp_path / "r1"  # the version it serves lives inside
         assert replica.data_version == version
         assert replica.count() == POINTS
         hits = _everything(replica)
@@ -156,8 +159,9 @@ def test_concurrent_snapshots_get_distinct_versions_and_searches_go_on(
 def test_one_process_per_replica_directory(primary: rg.EdgeStore, tmp_path: Path) -> None:
     primary.snapshot(tmp_path / "snaps")
     replica = rg.EdgeStore.open_replica(tmp_path / "r1", source=tmp_path / "snaps")
-    with pytest.raises(rg.StoreError, match="in use"):
+    with pytest.raises(rg.ReplicaInUseError, match="in use") as info:
         rg.EdgeStore.open_replica(tmp_path / "r1", source=tmp_path / "snaps")
+    assert isinstance(info.value, rg.StoreError)  # one tree: StoreError handlers still catch it
     replica.close()
     with rg.EdgeStore.open_replica(tmp_path / "r1", source=tmp_path / "snaps") as again:
         assert again.count() == POINTS
