@@ -11,8 +11,9 @@ is re-checked exactly, its provenance verified, and every retrieval traced and a
     hits = guard.search(rg.Subject(id="alice", attributes={"clearance": 2}), vector, k=5)
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ragguard._lazy import lazy_exports
 from ragguard.budget import (
     BudgetBackend,
     InMemoryBudgetBackend,
@@ -76,24 +77,6 @@ def _installed_version() -> str:
         return "0+unknown"
 
 
-def __getattr__(name: str) -> Any:
-    if name == "__version__":
-        value: Any = _installed_version()
-    else:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module 'ragguard' has no attribute {name!r}")
-        import importlib
-
-        value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups find it without calling __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
 __all__ = [
     "AuditError",
     "AuditSink",
@@ -143,3 +126,7 @@ __all__ = [
     "UnsupportedPolicyError",
     "__version__",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__, _LAZY, globals(), __all__, special={"__version__": _installed_version}
+)

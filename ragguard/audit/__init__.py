@@ -17,7 +17,9 @@ and rule (released) or the reason (withheld). Never chunk text, never query text
 The command line has ``ragguard audit verify | export | replay`` (see ``docs/audit.md``).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ragguard._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ragguard.audit._export import export_records, to_ocsf
@@ -63,21 +65,6 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ragguard.audit' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups find it without calling __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
 __all__ = [
     "GENESIS_HASH",
     "AuditBreak",
@@ -97,3 +84,5 @@ __all__ = [
     "to_ocsf",
     "verify_audit_log",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

@@ -15,8 +15,9 @@ the hit. With no screens the guard does no screening work. The guide, with measu
 precision and recall, is ``docs/screens-and-budgets.md``.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ragguard._lazy import lazy_exports
 from ragguard.screens._base import Screen, ScreenAction, ScreenResult
 
 if TYPE_CHECKING:
@@ -33,21 +34,6 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ragguard.screens' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups find it without calling __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
 __all__ = [
     "Finding",
     "PromptInjectionScreen",
@@ -57,3 +43,5 @@ __all__ = [
     "SecretsScreen",
     "Signal",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

@@ -151,33 +151,28 @@ def test_inexact_plan_sizes_its_first_round_by_what_it_released(store: rg.EdgeSt
     """An inexact plan's first round asks for 4k until the guard has seen what share of
     that plan's results it releases, then k / share (k while nothing was withheld);
     the answers are the exact top-k either way."""
-    policy = rg.Policy.from_casbin(PATH_MODEL, "p, alice, ^/docs/, read\n")
-    spy = StoreSpy(store)
-    guard = rg.Guard(policy, spy, exact_search=True)
-    assert guard.plan(ALICE).exact is False  # a regex: relaxed to its prefix, re-checked
     rng = np.random.default_rng(4)
-    first_rounds = []
-    for _ in range(3):
-        query = _vector(rng)
-        spy.search_limits.clear()
-        hits = guard.search(ALICE, query, k=10)
-        first_rounds.append(spy.search_limits[0])
-        assert [h.id for h in hits] == _brute_force_top_k(policy, ALICE, query, 10)
-    assert first_rounds == [40, 10, 10]  # every admitted chunk was released
 
+    def first_rounds(policy: rg.Policy, k: int, searches: int) -> list[int]:
+        spy = StoreSpy(store)
+        guard = rg.Guard(policy, spy, exact_search=True)
+        assert guard.plan(ALICE).exact is False  # a regex: relaxed to its prefix
+        limits = []
+        for _ in range(searches):
+            query = _vector(rng)
+            spy.search_limits.clear()
+            hits = guard.search(ALICE, query, k=k)
+            limits.append(spy.search_limits[0])
+            assert [h.id for h in hits] == _brute_force_top_k(policy, ALICE, query, k)
+        return limits
+
+    # Every chunk the relaxed filter admits is released: k from the second search on.
+    everything = rg.Policy.from_casbin(PATH_MODEL, "p, alice, ^/docs/, read\n")
+    assert first_rounds(everything, 10, 3) == [40, 10, 10]
     # A plan that withholds most of what the store admits asks for more up front.
-    narrow = rg.Policy.from_casbin(PATH_MODEL, PATH_POLICY)
-    spy = StoreSpy(store)
-    guard = rg.Guard(narrow, spy, exact_search=True)
-    first_rounds = []
-    for _ in range(4):
-        query = _vector(rng)
-        spy.search_limits.clear()
-        hits = guard.search(ALICE, query, k=5)
-        first_rounds.append(spy.search_limits[0])
-        assert [h.id for h in hits] == _brute_force_top_k(narrow, ALICE, query, 5)
-    assert first_rounds[0] == 20
-    assert all(20 < limit <= 80 for limit in first_rounds[1:]), first_rounds
+    limits = first_rounds(rg.Policy.from_casbin(PATH_MODEL, PATH_POLICY), 5, 4)
+    assert limits[0] == 20
+    assert all(20 < limit <= 80 for limit in limits[1:]), limits
 
 
 def test_bounded_rounds_mark_the_retrieval_truncated(store: rg.EdgeStore) -> None:
