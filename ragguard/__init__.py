@@ -14,6 +14,7 @@ is re-checked exactly, its provenance verified, and every retrieval traced and a
 from typing import TYPE_CHECKING
 
 from ragguard._lazy import lazy_exports
+from ragguard._version import installed_version
 from ragguard.budget import (
     BudgetBackend,
     InMemoryBudgetBackend,
@@ -68,13 +69,7 @@ _LAZY: dict[str, str] = {
 
 
 def _installed_version() -> str:
-    # importlib.metadata costs ~30 ms to import: read it when the version is asked for.
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ragguard")
-    except PackageNotFoundError:  # pragma: no cover - imported from a source tree
-        return "0+unknown"
+    return installed_version() or "0+unknown"  # "0+unknown": a source tree
 
 
 __all__ = [

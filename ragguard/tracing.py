@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from ragguard._version import installed_version
 from ragguard.exceptions import RagGuardError
 from ragguard.stores.base import StoreCapabilities, store_capabilities
 
@@ -107,12 +108,7 @@ _NOT_RECORDING: AbstractContextManager[Span] = contextlib.nullcontext(trace.INVA
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("ragguard")
-    except Exception:  # not installed as a distribution (e.g. a source checkout)
-        return "0"
+    return installed_version() or "0"  # "0": not installed (a source checkout)
 
 
 def pseudonymize(subject_id: str, key: bytes) -> str:

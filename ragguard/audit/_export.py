@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timezone
 from typing import Any, Literal, TextIO
 
+from ragguard._version import installed_version
 from ragguard.audit._record import AuditRecord
 from ragguard.audit._verify import AuditEntry
 
@@ -165,12 +166,7 @@ def _iso(moment: datetime) -> str:
 
 
 def _product_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("ragguard")
-    except Exception:  # a source checkout without installed metadata
-        return "0"
+    return installed_version() or "0"  # "0": a source checkout without installed metadata
 
 
 def to_ocsf(record: AuditRecord) -> dict[str, Any]:
