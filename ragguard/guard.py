@@ -102,10 +102,10 @@ class _ReleaseRate:
     the engine and payload conversion for results that are mostly never looked at when
     the relaxation rarely matters. The first round asks for ``k`` divided by the observed
     release share (an exponentially weighted mean, 20 % margin; exactly ``k`` while
-    nothing has been withheld), within ``k`` .. ``k * 16``. It only sizes rounds: which chunks are released, and that the result is
-    the best ``k`` the plan allows, do not depend on it (further rounds and the exact
-    finish still run). Updated without a lock: a lost update under concurrent searches
-    only makes the estimate a little older.
+    nothing has been withheld), within ``k`` .. ``k * 16``. It only sizes rounds: which
+    chunks are released, and that the result is the best ``k`` the plan allows, do not
+    depend on it (further rounds and the exact finish still run). Updated without a
+    lock: a lost update under concurrent searches only makes the estimate a little older.
     """
 
     __slots__ = ("share",)
@@ -117,15 +117,17 @@ class _ReleaseRate:
     def __init__(self) -> None:
         self.share: float | None = None
 
-    def first_limit(self, k: int) -> int:
-        share = self.share
+    @classmethod
+    def first_limit(cls, k: int, share: float | None) -> int:
+        """The first round's limit for a plan that released ``share`` of its results
+        lately (``None``: not seen yet, or a plan narrowed for one call)."""
         if share is None:
             wanted = k * INEXACT_OVERFETCH
         elif share >= 1.0:
             wanted = k  # nothing withheld lately: the relaxed part has not mattered
         else:
-            wanted = math.ceil(k * self.MARGIN / max(share, 1.0 / self.MOST))
-        return max(k, min(wanted, k * self.MOST, MAX_FETCH_LIMIT))
+            wanted = math.ceil(k * cls.MARGIN / max(share, 1.0 / cls.MOST))
+        return max(k, min(wanted, k * cls.MOST, MAX_FETCH_LIMIT))
 
     def observe(self, decided: int, released: int) -> None:
         if decided <= 0:
@@ -552,10 +554,8 @@ class Guard:
             self._tracer.searching(span, params.span_attributes())
         if pushdown.exact:
             limit = k
-        elif rate is not None:
-            limit = rate.first_limit(k)
         else:
-            limit = min(k * INEXACT_OVERFETCH, MAX_FETCH_LIMIT)
+            limit = _ReleaseRate.first_limit(k, None if rate is None else rate.share)
         fetch = _Fetch(self, subject, plan, pushdown, k, limit, array)
         fetch.search_params = params
         fetch.release_rate = rate
