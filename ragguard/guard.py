@@ -550,8 +550,7 @@ class Guard:
                 plan = dataclasses.replace(narrowed, exact=pushdown.exact)
                 rate = None  # the narrowed plan releases a share of its own
         self._tracer.planned(span, plan)
-        if span.is_recording():
-            self._tracer.searching(span, params.span_attributes())
+        self._tracer.searching(span, params)
         if pushdown.exact:
             limit = k
         else:

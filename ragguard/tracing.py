@@ -78,6 +78,7 @@ from ragguard.stores.base import StoreCapabilities, store_capabilities
 if TYPE_CHECKING:
     from ragguard.policy._plan import Plan
     from ragguard.results import Hit, Retrieval
+    from ragguard.search_params import SearchParams
     from ragguard.subject import Subject
 
 __all__ = [
@@ -255,10 +256,10 @@ class RetrievalTracer:
             },
         )
 
-    def searching(self, span: Span, attributes: dict[str, Any]) -> None:
+    def searching(self, span: Span, params: SearchParams) -> None:
         """Attach the search parameters (``ragguard.search.*``) to the search's span."""
         if span.is_recording():
-            self._safely(span.set_attributes, attributes)
+            self._safely(span.set_attributes, params.span_attributes())
 
     def finished(self, span: Span, retrieval: Retrieval) -> None:
         """Counts and one event per considered chunk."""
